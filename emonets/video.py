@@ -1,0 +1,118 @@
+"""Probe media files and stream video frames at a target rate with PyAV (no ffmpeg binary)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from emonets.errors import MediaError, NoVideoError
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a media file holds, read from its container headers (and a first decoded frame)."""
+
+    duration: float  # seconds
+    fps: float       # video frames per second, 0 without video
+    width: int
+    height: int
+    has_video: bool
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int        # index among the *sampled* frames
+    t: float          # presentation time in seconds
+    image: np.ndarray  # H x W x 3 uint8 RGB (or H x W uint8 when grey)
+
+
+def open_container(path: Path | str) -> av.container.InputContainer:
+    """Open a media file, turning every failure into a MediaError that names the file and why."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: file does not exist")
+    if path.is_file() and path.stat().st_size == 0:
+        raise MediaError(f"{path}: file is empty (0 bytes)")
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
+        raise MediaError(f"{path}: not a readable media file ({err})") from err
+
+
+def probe(path: Path | str) -> MediaInfo:
+    """Streams, duration and frame rate; decodes the first video frame to prove it is readable."""
+    with open_container(path) as container:
+        video = container.streams.video[0] if container.streams.video else None
+        has_audio = bool(container.streams.audio)
+        if video is None and not has_audio:
+            raise MediaError(f"{path}: no audio or video stream")
+        duration = _duration(container)
+        if video is None:
+            return MediaInfo(duration, 0.0, 0, 0, False, has_audio)
+        fps = float(video.average_rate or video.guessed_rate or 0.0)
+        try:
+            first = next(container.decode(video), None)
+        except av.FFmpegError as err:
+            raise MediaError(f"{path}: video stream cannot be decoded ({err})") from err
+        if first is None:
+            raise MediaError(f"{path}: video stream holds no decodable frame")
+        return MediaInfo(duration, fps, first.width, first.height, True, has_audio)
+
+
+def _duration(container: av.container.InputContainer) -> float:
+    if container.duration is not None:
+        return container.duration / av.time_base
+    for stream in list(container.streams.video) + list(container.streams.audio):
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+    return 0.0
+
+
+def iter_frames(
+    path: Path | str,
+    *,
+    fps: float | None = None,
+    gray: bool = False,
+    max_frames: int | None = None,
+) -> Iterator[Frame]:
+    """Yield frames sampled at ``fps`` (every frame when None), one at a time.
+
+    Memory stays bounded by one frame whatever the video's length. A frame is kept when its
+    timestamp reaches the next sampling instant, so a 30 fps clip sampled at 10 fps keeps every
+    third frame. Raises MediaError for unreadable files and NoVideoError without a video stream.
+    """
+    container = open_container(path)
+    try:
+        if not container.streams.video:
+            raise NoVideoError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        step = 1.0 / fps if fps else 0.0
+        next_t = 0.0
+        kept = 0
+        fmt = "gray" if gray else "rgb24"
+        try:
+            for raw_index, frame in enumerate(container.decode(stream)):
+                t = float(frame.time) if frame.time is not None else raw_index / float(stream.average_rate or 25)
+                if step and t + 1e-6 < next_t:
+                    continue
+                yield Frame(kept, t, frame.to_ndarray(format=fmt))
+                kept += 1
+                if step:
+                    next_t = max(next_t + step, t + step * 0.5)
+                if max_frames is not None and kept >= max_frames:
+                    return
+        except av.FFmpegError as err:
+            if kept == 0:
+                raise MediaError(f"{path}: video cannot be decoded ({err})") from err
+            # A truncated tail: keep what decoded, as players do.
+            return
+        if kept == 0:
+            raise MediaError(f"{path}: video stream holds no decodable frame")
+    finally:
+        container.close()

@@ -1,0 +1,75 @@
+"""The `emonets` command: ingest, extract, train, evaluate, fuse, predict, compose, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from flows.console import console, print_json_line, print_problems, print_table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="EmoNets: multimodal emotion recognition in video.")
+
+FORMAT_HELP = "auto | afew | ravdess | cremad | fer2013 | csv | videos"
+
+
+@app.callback()
+def _root() -> None:
+    """EmoNets: multimodal emotion recognition in video."""
+
+
+STORE_HELP = "store root (default: $EMONETS_STORE or ./emonets-store)"
+
+
+def store_root(store: Optional[Path]) -> str:
+    from data_catalog import default_store_root
+
+    return str(Path(store).expanduser().resolve() if store else default_store_root())
+
+
+@app.command()
+def ingest(
+    root: Path = typer.Argument(..., help="data root folder (or a CSV file)"),
+    format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    calm: str = typer.Option("drop", help="RAVDESS 'calm': drop | neutral"),
+) -> None:
+    """Discover the labelled clips under ROOT and write the `clips` table."""
+    from data_catalog import Store, StoreLockedError
+    from emonets.datasets import FORMATS, UnknownFormatError
+    from tasks.ingest import ingest_root
+
+    if format not in FORMATS:
+        raise typer.BadParameter(f"unknown format {format!r}; choose {FORMAT_HELP}", param_hint="--format")
+    try:
+        with Store(store_root(store)).lock():
+            summary = ingest_root.fn(str(root), store_root(store), format, calm)
+    except (UnknownFormatError, FileNotFoundError, StoreLockedError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    _show_ingest(summary)
+    summary.pop("problem_rows")
+    print_json_line(summary)
+
+
+def _show_ingest(summary: dict) -> None:
+    console.print(f"[bold]{summary['root']}[/] — format [cyan]{summary['format']}[/], "
+                  f"{summary['clips']} clips, {summary['hashed_files']} files hashed (others from cache)")
+    labels = sorted(summary["by_label"])
+    splits = sorted(summary["by_split"])
+    counts = summary.get("by_split_label", {})
+    rows = [[lab, *[counts.get(s, {}).get(lab, 0) for s in splits], summary["by_label"][lab]] for lab in labels]
+    print_table("clips per class and split", ["class", *splits, "total"], rows)
+    for name, n in summary["skipped"].items():
+        console.print(f"skipped by policy: {n} '{name}' clips ({summary['policy']})")
+    print_problems(summary["problem_rows"])
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,34 @@
+"""Ingest one data root into the store's `clips` and `problems` tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+
+from data_catalog import Store
+from emonets.datasets import ingest
+from emonets.fingerprint import FingerprintCache, sha256_text
+
+
+def root_partition(root: Path | str, fmt: str) -> str:
+    """Partition key of a data root: its format plus a short hash of its absolute path."""
+    resolved = str(Path(root).expanduser().resolve())
+    return f"{Path(resolved).name or 'root'}-{sha256_text(resolved + '|' + fmt)[:10]}"
+
+
+@task(name="ingest", retries=1, retry_delay_seconds=2)
+def ingest_root(root: str, store_root: str, fmt: str = "auto", calm: str = "drop") -> dict:
+    """Scan ``root``, write its clips and problems partitions, return the summary (small)."""
+    store = Store(store_root)
+    cache = FingerprintCache(store.path("_cache", "sha256.json"))
+    result = ingest(root, fmt=fmt, calm=calm, fingerprints=cache)
+    cache.save()
+    key = root_partition(root, fmt)
+    config = {"format": result.format, "calm": calm, **result.policy}
+    store.write("clips", result.clips, partition=key, inputs={"root": str(root)}, config=config)
+    store.write("problems", result.problems, partition=f"ingest-{key}", inputs={"root": str(root)})
+    summary = result.summary()
+    summary.update(root=str(root), partition=key, hashed_files=cache.hashed,
+                   problem_rows=result.problems.to_dict("records"))
+    return summary

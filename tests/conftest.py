@@ -1,0 +1,54 @@
+"""Shared fixtures: the real shared data (by path, never copied), a fresh store per test, and
+small media files the tests generate themselves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EMONETS_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under the shared data; the test is skipped (with the reason) if it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path} (set EMONETS_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture
+def shared():
+    return shared_path
+
+
+@pytest.fixture
+def store(tmp_path):
+    from data_catalog import Store
+
+    return Store(tmp_path / "store")
+
+
+@pytest.fixture
+def make_clip(tmp_path):
+    """Write a short synthetic mp4 (moving gradient, optional tone) and return its path."""
+    from emonets.media_writer import write_video
+
+    def _make(name: str = "clip.mp4", *, seconds: float = 1.0, fps: int = 25, size=(64, 80),
+              audio: bool = True, folder: Path | None = None) -> Path:
+        h, w = size
+        n = max(1, int(round(seconds * fps)))
+        yy, xx = np.mgrid[0:h, 0:w]
+        frames = (np.stack([(xx + 3 * i) % 256, yy % 256, np.full_like(xx, 128)], -1).astype(np.uint8)
+                  for i in range(n))
+        sr = 16000
+        tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * sr)) / sr)).astype(np.float32) if audio else None
+        target = (folder or tmp_path) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return write_video(target, frames, fps=fps, audio=tone, sr=sr)
+
+    return _make
