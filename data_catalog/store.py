@@ -74,11 +74,22 @@ class PartitionManifest:
     library_version: str
     inputs: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
     created: float = 0.0
 
     @classmethod
     def from_file(cls, path: Path) -> "PartitionManifest":
         return cls(**json.loads(path.read_text()))
+
+    def is_current(self, inputs: dict[str, Any], config: dict[str, Any]) -> bool:
+        """True when this partition was made from the same inputs, config and library version."""
+        from emonets import __version__
+
+        return (
+            self.inputs == jsonable(inputs)
+            and self.config == jsonable(config)
+            and self.library_version == __version__
+        )
 
 
 class Store:
@@ -108,8 +119,13 @@ class Store:
         partition: str = "all",
         inputs: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
+        stats: dict[str, Any] | None = None,
     ) -> PartitionManifest:
-        """Write one partition atomically: Parquet first, then its manifest."""
+        """Write one partition atomically: Parquet first, then its manifest.
+
+        ``inputs`` fingerprints what it was made from and ``config`` the stage settings: a later
+        run compares both to decide whether the partition is still current. ``stats`` is free-form.
+        """
         from emonets import __version__
 
         spec = self.catalog[table]
@@ -130,6 +146,7 @@ class Store:
             library_version=__version__,
             inputs=dict(inputs or {}),
             config=dict(config or {}),
+            stats=dict(stats or {}),
             created=time.time(),
         )
         write_json_atomic(manifest_path, asdict(manifest))
@@ -242,6 +259,11 @@ def conform(spec: TableSpec, data: pd.DataFrame | pa.Table) -> pa.Table:
         return pa.Table.from_pandas(data[list(spec.schema.names)], schema=spec.schema, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as err:
         raise SchemaMismatchError(f"table {spec.name!r}: values do not fit the catalog schema: {err}") from err
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as it reads back from a manifest (tuples become lists, odd types strings)."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
 def _describe(schema: pa.Schema) -> str:

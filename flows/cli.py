@@ -67,6 +67,45 @@ def _show_ingest(summary: dict) -> None:
     print_problems(summary["problem_rows"])
 
 
+@app.command()
+def extract(
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    stages: str = typer.Option("faces,mouths,mfcc,motion", help="comma-separated stages"),
+    runner: str = typer.Option("local", help="local (process pool) | threads | dask"),
+    dask_address: Optional[str] = typer.Option(None, help="tcp://HOST:PORT of a Dask scheduler (with --runner dask)"),
+) -> None:
+    """Extract features for every ingested clip (only what changed is recomputed)."""
+    from data_catalog import StoreLockedError
+    from flows.extract_features import run_extract_features
+    from flows.progress import rich_progress
+    from flows.runners import RunnerUnavailableError
+
+    quiet_prefect()
+    wanted = [s.strip() for s in stages.split(",") if s.strip()]
+    try:
+        with rich_progress("extracting") as progress:
+            summary = run_extract_features(store_root(store), stages=wanted, runner=runner,
+                                           dask_address=dask_address, progress=progress)
+    except (StoreLockedError, RunnerUnavailableError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    rows = [[stage, c["computed"], c["cached"]] for stage, c in sorted(summary["by_stage"].items())]
+    print_table("extraction", ["stage", "computed", "cached"], rows)
+    console.print(f"clips {summary['clips']}, units {summary['units']}, computed {summary['computed']}, "
+                  f"cached {summary['cached']}, failed {summary['failed']}, face found rate "
+                  f"{summary['face_found_rate']}, problems {summary['problems']}, {summary['seconds']} s")
+    for err in summary["errors"]:
+        console.print(f"[red]task failed:[/] {err}")
+    print_json_line(summary)
+
+
+def quiet_prefect() -> None:
+    """Keep Prefect's per-task log lines off the console unless the user asked for them."""
+    import os
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

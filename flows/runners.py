@@ -1,0 +1,47 @@
+"""Task runners by name: local processes (both cores) or Dask (a LocalCluster or an address)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+RUNNERS = ("local", "threads", "dask")
+
+
+class RunnerUnavailableError(RuntimeError):
+    """The requested task runner cannot be used (e.g. no Dask scheduler at that address)."""
+
+
+def check_dask_address(address: str, *, timeout: float = 3.0) -> None:
+    """Fail fast, with the address in the message, when no scheduler answers there."""
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    if not parsed.hostname or not parsed.port:
+        raise RunnerUnavailableError(f"Dask address {address!r} is not of the form tcp://HOST:PORT")
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout):
+            pass
+    except OSError as err:
+        raise RunnerUnavailableError(f"cannot reach a Dask scheduler at {address}: {err}") from None
+
+
+def make_task_runner(runner: str = "local", *, dask_address: str | None = None, workers: int | None = None):
+    """A Prefect task runner: ``local`` = process pool, ``threads``, or ``dask``."""
+    workers = workers or max(1, min(os.cpu_count() or 1, 4))
+    if runner == "local":
+        from prefect.task_runners import ProcessPoolTaskRunner
+
+        return ProcessPoolTaskRunner(max_workers=workers)
+    if runner == "threads":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            check_dask_address(dask_address)
+            return DaskTaskRunner(address=dask_address)
+        # processes=False: worker processes would each start their own temporary Prefect server.
+        return DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": workers, "processes": False})
+    raise RunnerUnavailableError(f"unknown task runner {runner!r}; choose one of {', '.join(RUNNERS)}")
