@@ -99,6 +99,39 @@ def extract(
     print_json_line(summary)
 
 
+@app.command()
+def train(
+    specialist: str = typer.Argument(..., help="face_cnn | audio | bag_of_mouths | motion"),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    max_epochs: Optional[int] = typer.Option(None, help="cap on training epochs"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also copy the model bundle here"),
+    config: Optional[str] = typer.Option(None, help='JSON of config overrides, e.g. \'{"cnn_bundle": "..."}\''),
+) -> None:
+    """Train one specialist on the ingested and extracted tables; print its metrics."""
+    import json
+    import shutil
+
+    from data_catalog import StoreLockedError
+    from flows.train_specialist import train_specialist
+
+    quiet_prefect()
+    try:
+        summary = train_specialist(specialist, store_root(store), json.loads(config) if config else None, max_epochs)
+    except (StoreLockedError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    if out is not None:
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(summary["bundle"], out)
+        summary["bundle"] = str(out)
+    rows = [[split, m["n"], m["accuracy"], m["macro_f1"]] for split, m in sorted(summary.get("metrics", {}).items())]
+    print_table(f"{specialist} ({summary['status']})", ["split", "n", "accuracy", "macro-F1"], rows)
+    console.print(f"bundle: {summary['bundle']}; scored {summary.get('scored')} clips, "
+                  f"could not score {summary.get('unscored', 0)}")
+    print_json_line(summary)
+
+
 def quiet_prefect() -> None:
     """Keep Prefect's per-task log lines off the console unless the user asked for them."""
     import os

@@ -4,10 +4,18 @@ small media files the tests generate themselves."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Prefect: a private home per test session, quiet logs, no telemetry.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="emonets-prefect-"))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "emonets-numba-cache"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMONETS_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
@@ -52,3 +60,12 @@ def make_clip(tmp_path):
         return write_video(target, frames, fps=fps, audio=tone, sr=sr)
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect API for every flow test of the session (Prefect's test harness)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

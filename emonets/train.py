@@ -1,0 +1,156 @@
+"""Train one specialist on the store's tables and score every clip it can see.
+
+Pure library: takes the `clips` table and the specialist's feature table as DataFrames,
+returns the fitted model, its `predictions` rows and metrics. Which clips train what:
+
+- every specialist fits on the labelled clips of split ``train`` and early-stops / tunes on
+  split ``val`` (when present);
+- face_cnn is two-stage as in the paper: its ConvNet learns from single frames (still images
+  such as FER-2013 when present, else the frames of the training videos), then an RBF SVM on
+  10-segment pooled frame probabilities learns from the training *videos* (skipped when there
+  are none). A ready ConvNet bundle can be passed (``cnn_bundle``) to skip the first stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emonets.evaluation import metrics_dict
+from emonets.labels import PROB_COLUMNS
+from emonets.specialists.base import ClipSet, Specialist
+from emonets.training_data import frames_and_labels, split_sets
+
+SPECIALISTS: tuple[str, ...] = ("face_cnn", "audio", "bag_of_mouths", "motion")
+
+
+def specialist_class(name: str) -> tuple[type, type]:
+    """(model class, config class) of a specialist, imported on demand."""
+    if name == "face_cnn":
+        from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
+
+        return FaceCNN, FaceCNNConfig
+    if name == "audio":
+        from emonets.specialists.audio import AudioConfig, AudioSpecialist
+
+        return AudioSpecialist, AudioConfig
+    if name == "bag_of_mouths":
+        from emonets.specialists.bag_of_mouths import BagOfMouths, BagOfMouthsConfig
+
+        return BagOfMouths, BagOfMouthsConfig
+    if name == "motion":
+        from emonets.specialists.motion import MotionSpecialist, MotionSpecialistConfig
+
+        return MotionSpecialist, MotionSpecialistConfig
+    raise ValueError(f"unknown specialist {name!r}; choose from {', '.join(SPECIALISTS)}")
+
+
+def make_config(name: str, overrides: dict[str, Any] | None = None, *, max_epochs: int | None = None):
+    """The specialist's config dataclass with overrides (and max_epochs where it has one)."""
+    _, config_cls = specialist_class(name)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    values = dict(overrides or {})
+    unknown = sorted(set(values) - fields - {"cnn_bundle"})
+    if unknown:
+        raise ValueError(f"{name}: unknown config fields {unknown}; known: {sorted(fields)}")
+    values.pop("cnn_bundle", None)
+    if max_epochs is not None:
+        for key in ("max_epochs", "epochs"):
+            if key in fields:
+                values[key] = max_epochs
+    return config_cls(**values)
+
+
+@dataclass
+class TrainResult:
+    model: Specialist
+    predictions: pd.DataFrame               # the `predictions` table rows of this specialist
+    metrics: dict[str, Any] = field(default_factory=dict)
+    unscored: list[str] = field(default_factory=list)  # clip ids it could not score
+
+
+def train_specialist(
+    name: str,
+    clips: pd.DataFrame,
+    features: pd.DataFrame,
+    *,
+    config: dict[str, Any] | None = None,
+    max_epochs: int | None = None,
+    work_dir: Path | str | None = None,
+) -> TrainResult:
+    """Fit ``name`` on the train split, score every clip with features, measure on val/test."""
+    model_cls, _ = specialist_class(name)
+    cfg = make_config(name, config, max_epochs=max_epochs)
+    sets = split_sets(clips, features, name)
+    train, val = sets.get("train"), sets.get("val")
+    if name == "face_cnn":
+        model = _fit_face_cnn(model_cls, cfg, clips, sets, (config or {}).get("cnn_bundle"), work_dir)
+    else:
+        if train is None or not (train.labels >= 0).any():
+            raise ValueError(f"{name}: no labelled training clips with features (split 'train')")
+        model = model_cls(cfg).fit(_labelled(train), _labelled(val) if val is not None else None)
+    return score(model, name, clips, sets)
+
+
+def _labelled(cs: ClipSet | None) -> ClipSet | None:
+    if cs is None:
+        return None
+    sub = cs.subset(cs.labels >= 0)
+    return sub if len(sub) else None
+
+
+def _fit_face_cnn(model_cls, cfg, clips, sets, cnn_bundle, work_dir):
+    is_image = set(clips.loc[clips["media"] == "image", "clip_id"])
+
+    def part(split: str, images: bool) -> ClipSet | None:
+        cs = sets.get(split)
+        if cs is None:
+            return None
+        return _labelled(cs.subset(np.array([(c in is_image) == images for c in cs.clip_ids], bool)))
+
+    if cnn_bundle:
+        model = model_cls.load(cnn_bundle)
+    else:
+        source = part("train", True) or part("train", False)
+        if source is None:
+            raise ValueError("face_cnn: no labelled training faces (images or video frames)")
+        frames, labels = frames_and_labels(source)
+        val_source = part("val", True) or part("val", False)
+        val_frames, val_labels = frames_and_labels(val_source) if val_source else (None, None)
+        model = model_cls(cfg).fit_frames(frames, labels, val_frames, val_labels, work_dir=work_dir)
+    videos = part("train", False)
+    if videos is not None and len(set(videos.labels)) > 1:
+        model.fit(videos, part("val", False))
+    return model
+
+
+def score(model: Specialist, name: str, clips: pd.DataFrame, sets: dict[str, ClipSet]) -> TrainResult:
+    """Predict every clip that has features; metrics per split on the labelled ones."""
+    frames, metrics = [], {}
+    for split, cs in sets.items():
+        if len(cs) == 0:
+            continue
+        probs = np.asarray(model.predict_proba(cs), dtype=np.float32)
+        rows = pd.DataFrame(probs, columns=list(PROB_COLUMNS))
+        rows.insert(0, "clip_id", cs.clip_ids)
+        rows.insert(1, "specialist", name)
+        rows.insert(2, "split", split)
+        labels = clips.set_index("clip_id").loc[cs.clip_ids, "label"].to_numpy()
+        rows.insert(3, "label", labels)
+        frames.append(rows)
+        known = cs.labels >= 0
+        if known.any():
+            metrics[split] = metrics_dict(cs.labels[known], probs[known].argmax(1))
+    predictions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["clip_id", "specialist", "split", "label", *PROB_COLUMNS])
+    scored = set(predictions["clip_id"])
+    unscored = [c for c in clips["clip_id"] if c not in scored]
+    return TrainResult(model, predictions, metrics, unscored)
+
+
+__all__ = ["SPECIALISTS", "TrainResult", "make_config", "score", "specialist_class", "train_specialist"]

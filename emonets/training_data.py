@@ -1,0 +1,94 @@
+"""Turn feature tables into per-clip inputs (ClipSets) for the specialists, split by split.
+
+The tables hold one row per frame (or block); a specialist wants, per clip, one array whose
+first axis is time. Decoding is vectorised over the whole table and then cut at clip borders,
+so ~32k FER-2013 one-frame "clips" take a fraction of a second, not a pandas groupby each.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from emonets.labels import LABEL_INDEX
+from emonets.specialists.base import ClipSet
+
+# specialist -> (feature table, order column)
+SPECIALIST_TABLE = {
+    "face_cnn": ("faces", "frame"),
+    "audio": ("mfcc", "frame"),
+    "bag_of_mouths": ("mouths", "frame"),
+    "motion": ("motion_blocks", "block"),
+}
+
+
+def decode_rows(table: str, rows: pd.DataFrame) -> np.ndarray:
+    """All rows of a feature table as one array (rows first), e.g. faces -> (N, size, size)."""
+    if len(rows) == 0:
+        return np.zeros((0,), np.float32)
+    if table == "faces":
+        size = int(rows["size"].iloc[0])
+        return _stack_bytes(rows["face"], (size, size))
+    if table == "mouths":
+        shape = (int(rows["height"].iloc[0]), int(rows["width"].iloc[0]))
+        return _stack_bytes(rows["patch"], shape)
+    if table == "motion_blocks":
+        shape = (int(rows["depth"].iloc[0]), int(rows["height"].iloc[0]), int(rows["width"].iloc[0]))
+        return _stack_bytes(rows["data"], shape)
+    if table == "mfcc":
+        return np.stack([np.asarray(c, dtype=np.float32) for c in rows["coeffs"]])
+    raise ValueError(f"no decoder for table {table!r}")
+
+
+def _stack_bytes(column: pd.Series, shape: tuple[int, ...]) -> np.ndarray:
+    flat = np.frombuffer(b"".join(column.tolist()), dtype=np.uint8)
+    return flat.reshape(len(column), *shape)
+
+
+def usable_rows(table: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """Drop rows that carry no input (faces rows of frames where no face was found)."""
+    if table == "faces":
+        return rows[rows["found"]]
+    return rows
+
+
+def clip_set(
+    clips: pd.DataFrame,
+    features: pd.DataFrame,
+    table: str,
+    order: str,
+    *,
+    decode: Callable[[str, pd.DataFrame], np.ndarray] = decode_rows,
+) -> ClipSet:
+    """A ClipSet over the clips (in ``clips`` order) that have at least one usable feature row."""
+    rows = usable_rows(table, features)
+    rows = rows[rows["clip_id"].isin(set(clips["clip_id"]))]
+    rows = rows.sort_values(["clip_id", order], kind="stable")
+    data = decode(table, rows)
+    ids = rows["clip_id"].to_numpy()
+    if len(ids) == 0:
+        return ClipSet([], [], np.zeros(0, np.int64))
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    by_id = {ids[s]: data[s:e] for s, e in zip(starts, ends)}
+    kept = clips[clips["clip_id"].isin(by_id.keys())]
+    labels = np.array([LABEL_INDEX.get(lab, -1) for lab in kept["label"]], dtype=np.int64)
+    return ClipSet(kept["clip_id"].tolist(), [by_id[c] for c in kept["clip_id"]], labels)
+
+
+def split_sets(clips: pd.DataFrame, features: pd.DataFrame, specialist: str) -> dict[str, ClipSet]:
+    """The specialist's ClipSet for each split present in ``clips`` (train / val / test)."""
+    table, order = SPECIALIST_TABLE[specialist]
+    return {split: clip_set(group, features, table, order) for split, group in clips.groupby("split")}
+
+
+def frames_and_labels(cs: ClipSet) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame of every labelled clip with its clip's label (for frame-level training)."""
+    keep = [i for i, lab in enumerate(cs.labels) if lab >= 0]
+    if not keep:
+        return np.zeros((0,)), np.zeros(0, np.int64)
+    frames = np.concatenate([cs.items[i] for i in keep])
+    labels = np.concatenate([np.full(len(cs.items[i]), cs.labels[i]) for i in keep])
+    return frames, labels
