@@ -11,9 +11,9 @@ from tasks.train import train_specialist_task
 
 @flow(name="train-specialist")
 def train_specialist(specialist: str, store_root: str, config: dict | None = None,
-                     max_epochs: int | None = None) -> dict:
+                     max_epochs: int | None = None, clip_partitions: list[str] | None = None) -> dict:
     """Train ``specialist`` on split train (tuned on val) and write its predictions."""
     store = Store(store_root)
     with exclusive_store(store):
         task = train_specialist_task.with_options(result_storage=store.path("_prefect", "results"))
-        return task(specialist, str(store.root), config, max_epochs)
+        return task(specialist, str(store.root), config, max_epochs, clip_partitions)

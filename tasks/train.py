@@ -17,30 +17,41 @@ from prefect.cache_policies import CacheKeyFnPolicy
 
 from data_catalog import Store
 from emonets import __version__
-from emonets.extraction import WorkUnit
+from emonets.extraction import WorkUnit, work_units
 from emonets.train import train_specialist as fit_specialist
 from emonets.training_data import SPECIALIST_TABLE
 
 SPECIALIST_STAGE = {"face_cnn": "faces", "audio": "mfcc", "bag_of_mouths": "mouths", "motion": "motion"}
 
 
-def tables_fingerprint(store: Store, tables: list[str]) -> str:
-    """One hash over every complete partition's content fingerprint of the given tables."""
+def partitions_fingerprint(store: Store, table: str, keys: list[str]) -> str:
+    """One hash over the content fingerprints of the given complete partitions of a table."""
     digest = hashlib.sha256()
-    for table in tables:
-        for key in store.partitions(table):
-            manifest = store.manifest(table, key)
-            if manifest is not None:
-                digest.update(f"{table}/{key}={manifest.fingerprint};".encode())
+    for key in sorted(keys):
+        manifest = store.manifest(table, key)
+        if manifest is not None:
+            digest.update(f"{table}/{key}={manifest.fingerprint};".encode())
     return digest.hexdigest()
 
 
-def training_inputs(store: Store, specialist: str, config: dict | None, max_epochs: int | None) -> dict:
+def training_scope(store: Store, specialist: str, clip_partitions: list[str] | None) -> tuple[list[str], list[str]]:
+    """(clips partitions, feature partitions) a specialist trains on: the given data roots'."""
+    clip_keys = store.partitions("clips") if clip_partitions is None else list(clip_partitions)
+    clips = store.read("clips", partitions=clip_keys)
+    table, _ = SPECIALIST_TABLE[specialist]
+    present = set(store.partitions(table))
+    return clip_keys, [u.key for u in work_units(clips) if u.key in present]
+
+
+def training_inputs(store: Store, specialist: str, config: dict | None, max_epochs: int | None,
+                    clip_partitions: list[str] | None = None) -> dict:
     """What a specialist's model depends on; equal inputs mean the saved bundle is current."""
     table, _ = SPECIALIST_TABLE[specialist]
+    clip_keys, feature_keys = training_scope(store, specialist, clip_partitions)
+    data = partitions_fingerprint(store, "clips", clip_keys) + partitions_fingerprint(store, table, feature_keys)
     return {
         "specialist": specialist,
-        "data": tables_fingerprint(store, ["clips", table]),
+        "data": hashlib.sha256(data.encode()).hexdigest(),
         "config": json.loads(json.dumps(config or {}, sort_keys=True, default=str)),
         "max_epochs": max_epochs,
         "library_version": __version__,
@@ -67,29 +78,34 @@ def is_current(store: Store, specialist: str, inputs: dict) -> bool:
 
 def train_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     inputs = training_inputs(Store(parameters["store_root"]), parameters["specialist"],
-                             parameters.get("config"), parameters.get("max_epochs"))
+                             parameters.get("config"), parameters.get("max_epochs"),
+                             parameters.get("clip_partitions"))
     return "train|" + hashlib.sha256(json.dumps([inputs, parameters["store_root"]], sort_keys=True).encode()).hexdigest()
 
 
 @task(name="train-specialist", task_run_name="train:{specialist}",
       cache_policy=CacheKeyFnPolicy(cache_key_fn=train_cache_key))
 def train_specialist_task(specialist: str, store_root: str, config: dict | None = None,
-                          max_epochs: int | None = None) -> dict:
-    return run_training(specialist, store_root, config, max_epochs)
+                          max_epochs: int | None = None, clip_partitions: list[str] | None = None) -> dict:
+    return run_training(specialist, store_root, config, max_epochs, clip_partitions)
 
 
 def run_training(specialist: str, store_root: str, config: dict | None = None,
-                 max_epochs: int | None = None) -> dict:
-    """Train (or reuse, when its inputs are unchanged) one specialist; return a small summary."""
+                 max_epochs: int | None = None, clip_partitions: list[str] | None = None) -> dict:
+    """Train (or reuse, when its inputs are unchanged) one specialist; return a small summary.
+
+    ``clip_partitions`` limits training to those data roots' clips (default: every ingested root).
+    """
     store = Store(store_root)
-    inputs = training_inputs(store, specialist, config, max_epochs)
+    inputs = training_inputs(store, specialist, config, max_epochs, clip_partitions)
     if is_current(store, specialist, inputs):
         desc = json.loads((bundle_path(store, specialist) / "bundle.json").read_text())
         return {"specialist": specialist, "status": "reused", "bundle": str(bundle_path(store, specialist)),
                 "metrics": desc.get("metrics", {}).get("splits", {}), **_prediction_counts(store, specialist)}
-    clips = store.read("clips")
+    clip_keys, feature_keys = training_scope(store, specialist, clip_partitions)
+    clips = store.read("clips", partitions=clip_keys)
     table, _ = SPECIALIST_TABLE[specialist]
-    features = store.read(table)
+    features = store.read(table, partitions=feature_keys)
     work_dir = store.path("_work", specialist)
     result = fit_specialist(specialist, clips, features, config=config, max_epochs=max_epochs, work_dir=work_dir)
     path = result.model.save(bundle_path(store, specialist))

@@ -1,0 +1,126 @@
+"""Train the face ConvNet on FER-2013 train and measure it on FER-2013 val.
+
+Prints a human table (accuracy, per-class recall, confusion matrix, seconds per epoch) and one
+JSON object as its last line. The epoch count is sized to the time budget from a measured
+warm-up (so the learning-rate schedule completes); --max-epochs caps it.
+
+    python benchmarks/bench_face_cnn.py --minutes 60 --out emonets-store/bench/face_cnn_bundle
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from emonets.evaluation import metrics_dict  # noqa: E402
+from emonets.images import load_grey_images  # noqa: E402
+from emonets.labels import EMOTIONS, LABEL_INDEX  # noqa: E402
+
+
+def load_split(root: Path, split: str, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """FER-2013 class folders of one split as (N, 48, 48) uint8 + labels, cached as .npz."""
+    cache = cache_dir / f"fer2013_{split}.npz"
+    if cache.is_file():
+        with np.load(cache) as npz:
+            return npz["x"], npz["y"]
+    paths, labels = [], []
+    for cls in EMOTIONS:
+        files = sorted((root / split / cls).glob("*.jpg"))
+        paths += files
+        labels += [LABEL_INDEX[cls]] * len(files)
+    x, y = load_grey_images(paths, size=48), np.array(labels, np.int64)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, x=x, y=y)
+    os.replace(tmp, cache)
+    return x, y
+
+
+def seconds_per_epoch(config, n_train: int, batches: int = 6) -> float:
+    """Time a few real training steps (with augmentation) to size the epoch count."""
+    import torch
+    from torch.nn import functional as F
+
+    from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
+
+    net = FaceNet(widths=config.widths, convs=config.convs).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters())
+    x = torch.randint(0, 255, (config.batch_size, 48, 48), dtype=torch.uint8)
+    y = torch.randint(0, 7, (config.batch_size,))
+    for i in range(batches + 1):
+        if i == 1:
+            start = time.perf_counter()
+        out = net(augment(to_input(x)).contiguous(memory_format=torch.channels_last))
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    per_batch = (time.perf_counter() - start) / batches
+    return per_batch * (n_train / config.batch_size) * 1.08  # + validation
+
+
+def main() -> None:
+    from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("EMONETS_SHARED_DATA", REPO.parent / "shared" / "data")) / "fer2013")
+    ap.add_argument("--minutes", type=float, default=60.0, help="training time budget")
+    ap.add_argument("--max-epochs", type=int, default=60)
+    ap.add_argument("--widths", default="32,64,128,256")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke runs)")
+    ap.add_argument("--out", type=Path, default=REPO / "emonets-store" / "bench" / "face_cnn_bundle")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cache = REPO / "emonets-store" / "bench"
+    x_train, y_train = load_split(args.data, "train", cache)
+    x_val, y_val = load_split(args.data, "val", cache)
+    if args.limit:
+        pick = np.random.default_rng(0).permutation(len(x_train))[: args.limit]
+        x_train, y_train = x_train[pick], y_train[pick]
+    widths = tuple(int(w) for w in args.widths.split(","))
+    probe = FaceCNNConfig(widths=widths)
+    per_epoch = seconds_per_epoch(probe, len(x_train))
+    epochs = int(max(2, min(args.max_epochs, args.minutes * 60 / per_epoch)))
+    config = FaceCNNConfig(widths=widths, max_epochs=epochs, max_minutes=args.minutes * 1.25,
+                           patience=max(8, epochs), log_dir=str(args.out.parent / "face_cnn_logs"))
+    print(f"train {len(x_train)} faces, val {len(x_val)}; ~{per_epoch:.0f} s/epoch measured -> {epochs} epochs", flush=True)
+    started = time.perf_counter()
+    model = FaceCNN(config).fit_frames(x_train, y_train, x_val, y_val, work_dir=config.log_dir)
+    train_seconds = time.perf_counter() - started
+    probs = model.predict_frames(x_val)
+    metrics = metrics_dict(y_val, probs.argmax(1))
+    model.metrics_["val"] = metrics
+    model.save(args.out)
+
+    cm = np.asarray(metrics["confusion"])
+    print(f"\nface_cnn on FER-2013 val ({len(y_val)} faces): accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    print("confusion (rows: true, cols: predicted)")
+    print("          " + " ".join(f"{e[:7]:>8}" for e in EMOTIONS) + "   recall")
+    for i, e in enumerate(EMOTIONS):
+        recall = cm[i, i] / max(1, cm[i].sum())
+        print(f"{e:>9} " + " ".join(f"{v:8d}" for v in cm[i]) + f"   {recall:.3f}")
+    m = model.metrics_
+    print(f"epochs {m['epochs_trained']}, {m['seconds_per_epoch']:.1f} s/epoch on {m['device']}, {m['params']} parameters, "
+          f"trained {train_seconds / 60:.1f} min; bundle {args.out}")
+    print(json.dumps({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"],
+                      "confusion": metrics["confusion"], "seconds_per_epoch": m["seconds_per_epoch"],
+                      "epochs": m["epochs_trained"], "device": m["device"], "params": m["params"],
+                      "train_minutes": round(train_seconds / 60, 2), "bundle": str(args.out)}))
+
+
+if __name__ == "__main__":
+    main()

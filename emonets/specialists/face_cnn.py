@@ -1,0 +1,258 @@
+"""The face specialist: a ConvNet on 48x48 grey faces, pooled over time, then an RBF SVM.
+
+Two stages, as in EmoNets: ``fit_frames`` trains the ConvNet on single faces (FER-2013, the
+paper's "Google faces"); ``fit`` pools each training video's per-frame probabilities into 10
+time segments (a 70-d vector) and fits an RBF SVM (gamma = 1/70) on those. Without a fitted
+SVM a clip's probabilities are the mean of its frames'.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from sklearn.svm import SVC
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from emonets.bundle import Bundle, load_bundle, save_bundle
+from emonets.specialists.audio import _EpochTimer, _quiet_lightning, _read_history
+from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
+from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
+from emonets.temporal import segment_pool
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaceCNNConfig:
+    """ConvNet, training and SVM settings (stored in the bundle)."""
+
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    convs: tuple[int, ...] = (1, 1, 2, 2)  # convs per block (see FaceNet)
+    dropout: float = 0.1
+    head_dropout: float = 0.4
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    batch_size: int = 128
+    max_epochs: int = 30
+    max_minutes: float | None = None  # wall-clock cap on ConvNet training
+    patience: int = 8
+    augment: bool = True
+    seed: int = 0
+    svm_C: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)  # tried on the validation videos (first one without)
+    segments: int = 10
+    log_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(self.widths))
+        object.__setattr__(self, "convs", tuple(self.convs))
+        object.__setattr__(self, "svm_C", tuple(self.svm_C))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"], d["convs"], d["svm_C"] = list(self.widths), list(self.convs), list(self.svm_C)
+        return d
+
+
+class FaceCNNModule(L.LightningModule):
+    """Trains FaceNet on single faces with on-the-fly augmentation."""
+
+    def __init__(self, *, config: dict, steps_per_epoch: int):
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = FaceCNNConfig(**config)
+        c = self.config
+        self.net = FaceNet(widths=c.widths, convs=c.convs, dropout=c.dropout, head_dropout=c.head_dropout)
+        self.steps_per_epoch = steps_per_epoch
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(to_input(images).contiguous(memory_format=torch.channels_last))
+
+    def training_step(self, batch, _):
+        images, y = batch
+        x = to_input(images)
+        if self.config.augment:
+            x = augment(x)
+        logits = self.net(x.contiguous(memory_format=torch.channels_last))
+        loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train_acc", (logits.argmax(1) == y).float().mean(), on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, _):
+        images, y = batch
+        logits = self(images) + self(images.flip(-1))
+        self.log("val_loss", F.cross_entropy(logits / 2, y), on_epoch=True, batch_size=len(y))
+        self.log("val_acc", (logits.argmax(1) == y).float().mean(), on_epoch=True, batch_size=len(y))
+
+    def configure_optimizers(self):
+        c = self.config
+        opt = torch.optim.AdamW(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=c.lr, total_steps=max(1, c.max_epochs * self.steps_per_epoch), pct_start=0.15)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class FaceCNN(Specialist):
+    """Clip-level emotion from (T, 48, 48) aligned grey faces; see the module docstring."""
+
+    name = "face_cnn"
+
+    def __init__(self, config: FaceCNNConfig = FaceCNNConfig()):
+        self.config = config
+
+    # -- stage 1: the ConvNet on single faces ----------------------------------------------
+    def fit_frames(self, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None = None,
+                   val_labels: np.ndarray | None = None, *, work_dir: Path | str | None = None) -> "FaceCNN":
+        """Train the ConvNet on (N, H, W) uint8 faces; keep the best validation checkpoint."""
+        c = self.config
+        images = np.asarray(images, dtype=np.uint8)
+        if images.ndim != 3 or len(images) == 0:
+            raise ValueError(f"fit_frames needs (N, H, W) uint8 faces, got {images.shape}")
+        self.size_ = int(images.shape[1])
+        L.seed_everything(c.seed, workers=True, verbose=False)
+        gpu = torch.cuda.is_available()
+        train_ds = TensorDataset(torch.from_numpy(images), torch.from_numpy(np.asarray(labels, np.int64)))
+        loader = DataLoader(train_ds, batch_size=c.batch_size, shuffle=True, drop_last=len(images) > c.batch_size,
+                            pin_memory=gpu)
+        val_loader = None
+        if val_images is not None and len(val_images):
+            val_ds = TensorDataset(torch.from_numpy(np.asarray(val_images, np.uint8)),
+                                   torch.from_numpy(np.asarray(val_labels, np.int64)))
+            val_loader = DataLoader(val_ds, batch_size=512, pin_memory=gpu)
+        module = FaceCNNModule(config=c.to_dict(), steps_per_epoch=len(loader)).to(memory_format=torch.channels_last)
+        work = Path(work_dir or c.log_dir or tempfile.mkdtemp(prefix="emonets-face-cnn-"))
+        timer = _EpochTimer()
+        callbacks: list[L.Callback] = [timer]
+        checkpoint = None
+        if val_loader is not None:
+            checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=work / "checkpoints", monitor="val_acc",
+                                                             mode="max", save_top_k=1)
+            callbacks += [checkpoint, L.pytorch.callbacks.EarlyStopping(monitor="val_acc", mode="max",
+                                                                        patience=c.patience)]
+        logger = L.pytorch.loggers.CSVLogger(work, name="face_cnn", version=None)
+        started = time.perf_counter()
+        with warnings.catch_warnings(), _quiet_lightning():
+            warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|number of training batches).*")
+            trainer = L.Trainer(
+                max_epochs=c.max_epochs, accelerator="auto", devices=1,
+                precision="bf16-mixed" if gpu else "32-true",
+                max_time={"minutes": c.max_minutes} if c.max_minutes else None,
+                callbacks=callbacks, logger=logger, enable_progress_bar=False, enable_model_summary=False,
+                enable_checkpointing=checkpoint is not None, num_sanity_val_steps=0, log_every_n_steps=20,
+            )
+            trainer.fit(module, loader, val_loader)
+        if checkpoint is not None and checkpoint.best_model_path:
+            ckpt = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(ckpt["state_dict"])
+        self.state_ = {k: v.detach().cpu().float().clone().contiguous() for k, v in module.net.state_dict().items()}
+        history = _read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
+        seconds = [s for s in timer.seconds if s]
+        self.metrics_ = {
+            "epochs_trained": len(timer.seconds),
+            "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
+            "train_seconds": time.perf_counter() - started,
+            "device": "cuda" if gpu else "cpu",
+            "params": int(sum(p.numel() for p in module.net.parameters())),
+            "best_val_acc": None if checkpoint is None or checkpoint.best_model_score is None
+            else float(checkpoint.best_model_score),
+            "history": history,
+        }
+        self.svm_ = None
+        if not (work_dir or c.log_dir):
+            shutil.rmtree(work, ignore_errors=True)
+        return self
+
+    def _net(self) -> FaceNet:
+        c = self.config
+        net = FaceNet(widths=c.widths, convs=c.convs, dropout=c.dropout, head_dropout=c.head_dropout)
+        net.load_state_dict(self.state_)
+        return net.eval().to(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def predict_frames(self, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+        """(N, H, W) uint8 faces -> (N, 7) probabilities (the face and its mirror image averaged)."""
+        images = np.asarray(images, dtype=np.uint8)
+        out = np.zeros((len(images), N_CLASSES), np.float32)
+        if len(images) == 0:
+            return out
+        net = self._net()
+        for start in range(0, len(images), batch_size):
+            batch = torch.from_numpy(images[start:start + batch_size])
+            x = to_input(batch).contiguous(memory_format=torch.channels_last)
+            logits = net(x) + net(x.flip(-1))
+            out[start:start + batch_size] = torch.softmax(logits / 2, dim=1).numpy()
+        return out
+
+    # -- stage 2: the SVM on time-pooled clip vectors ----------------------------------------
+    def _clip_vectors(self, data: ClipSet) -> tuple[np.ndarray, list[np.ndarray]]:
+        empty = [cid for cid, x in zip(data.clip_ids, data.items) if len(x) == 0]
+        if empty:
+            raise ValueError(f"face_cnn: clips without faces cannot be scored: {empty[:5]}")
+        lengths = [len(x) for x in data.items]
+        probs = self.predict_frames(np.concatenate(data.items)) if data.items else np.zeros((0, N_CLASSES))
+        per_clip = np.split(probs, np.cumsum(lengths)[:-1]) if data.items else []
+        vectors = np.stack([segment_pool(p, segments=self.config.segments) for p in per_clip]) if per_clip else \
+            np.zeros((0, self.config.segments * N_CLASSES), np.float32)
+        return vectors, per_clip
+
+    def fit(self, train: ClipSet, val: ClipSet | None = None) -> "FaceCNN":
+        """Fit the RBF SVM on the training videos' 70-d vectors; C chosen on ``val`` if given."""
+        if not hasattr(self, "state_"):
+            raise RuntimeError("train the ConvNet first (fit_frames) or load a bundle")
+        x, _ = self._clip_vectors(train)
+        y = train.labels
+        if len(set(y)) < 2:
+            raise ValueError("the SVM stage needs training videos of at least two classes")
+        candidates = self.config.svm_C if val is not None and len(val) else self.config.svm_C[:1]
+        xv, _ = self._clip_vectors(val) if val is not None and len(val) else (None, None)
+        best = None
+        for C in candidates:
+            svm = SVC(C=C, kernel="rbf", gamma=1.0 / x.shape[1], probability=True, random_state=self.config.seed)
+            svm.fit(x, y)
+            score = float((svm.predict(xv) == val.labels).mean()) if xv is not None else 0.0
+            if best is None or score > best[0]:
+                best = (score, C, svm)
+        self.svm_ = best[2]
+        self.metrics_ = {**getattr(self, "metrics_", {}), "svm_C": best[1],
+                         "svm_val_accuracy": best[0] if xv is not None else None}
+        return self
+
+    def predict_proba(self, data: ClipSet) -> np.ndarray:
+        """(n, 7): the SVM on time-pooled frame probabilities, or the frames' mean without one."""
+        if len(data) == 0:
+            return np.zeros((0, N_CLASSES), np.float32)
+        vectors, per_clip = self._clip_vectors(data)
+        if getattr(self, "svm_", None) is None:
+            return np.stack([p.mean(0) for p in per_clip]).astype(np.float32)
+        out = np.zeros((len(data), N_CLASSES), np.float32)
+        out[:, self.svm_.classes_] = self.svm_.predict_proba(vectors)
+        return out
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: Path | str) -> Path:
+        bundle = Bundle(
+            kind=self.name,
+            config={"face_cnn": self.config.to_dict(), "size": self.size_},
+            metrics=dict(getattr(self, "metrics_", {})),
+            torch_states={"net": self.state_},
+            estimators={"svm": self.svm_} if getattr(self, "svm_", None) is not None else {},
+        )
+        return save_bundle(path, bundle)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "FaceCNN":
+        bundle = load_bundle(path, kind=cls.name)
+        model = cls(FaceCNNConfig(**bundle.config["face_cnn"]))
+        model.size_ = int(bundle.config["size"])
+        model.state_ = bundle.torch_states["net"]
+        model.svm_ = bundle.estimators.get("svm")
+        model.metrics_ = dict(bundle.metrics)
+        return model
