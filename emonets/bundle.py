@@ -83,7 +83,7 @@ def save_bundle(path: Path | str, bundle: Bundle) -> Path:
             "meta": {**bundle.meta, "created": time.time(), "versions": package_versions()},
         }
         (tmp / "bundle.json").write_text(json.dumps(description, indent=2, sort_keys=True, default=_jsonable))
-        _replace_dir(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -128,7 +128,7 @@ def load_bundle(path: Path | str, *, kind: str | None = None) -> Bundle:
     )
 
 
-def _replace_dir(new: Path, target: Path) -> None:
+def replace_dir(new: Path, target: Path) -> None:
     """Swap a finished folder into place; the old one is removed only after the swap."""
     if target.exists():
         old = target.with_name(f".old-{target.name}-{os.getpid()}")

@@ -1,0 +1,134 @@
+"""Fit the fusion methods on held-out predictions, and the fused model bundle `predict` loads.
+
+``fit_fusion`` fits every method on the validation split (falling back to train only when no
+labelled validation clip exists, and saying so), scores every clip with each, and measures each
+method per split. ``FusedModel`` bundles the chosen fuser with copies of the specialists'
+bundles, so one folder predicts end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emonets.bundle import Bundle, load_bundle, replace_dir, save_bundle
+from emonets.evaluation import metrics_dict
+from emonets.fusion import FUSERS, labels_of, predictions_to_tensor
+from emonets.labels import PROB_COLUMNS
+
+
+@dataclass
+class FusionFit:
+    fusers: dict[str, Any]
+    fused: pd.DataFrame                       # `fused_predictions` rows, every method
+    metrics: dict[str, dict[str, dict]]       # method -> split -> metrics
+    fit_split: str
+    best_method: str
+    specialist_metrics: dict[str, dict[str, dict]] = field(default_factory=dict)
+
+
+def fit_fusion(predictions: pd.DataFrame, clips: pd.DataFrame, specialists: list[str], *,
+               n_draws: int = 400_000, seed: int = 0) -> FusionFit:
+    """Fit mean, random-search and learned fusion on the validation split; score every clip."""
+    clip_ids, P, M = predictions_to_tensor(predictions, specialists)
+    y = labels_of(clip_ids, clips)
+    split = clips.set_index("clip_id")["split"].reindex(clip_ids).fillna("").to_numpy()
+    fit_split = "val" if ((split == "val") & (y >= 0)).any() else "train"
+    fit_rows = (split == fit_split) & (y >= 0)
+    if not fit_rows.any():
+        raise ValueError("fusion needs labelled clips in the val (or train) split")
+    fusers = {
+        "mean": FUSERS["mean"]().fit(P[fit_rows], M[fit_rows], y[fit_rows]),
+        "random_search": FUSERS["random_search"](n_draws=n_draws, seed=seed).fit(P[fit_rows], M[fit_rows], y[fit_rows]),
+        "learned": FUSERS["learned"](seed=seed).fit(P[fit_rows], M[fit_rows], y[fit_rows]),
+    }
+    frames, metrics = [], {}
+    label_names = clips.set_index("clip_id")["label"].reindex(clip_ids).fillna("").to_numpy()
+    for method, fuser in fusers.items():
+        probs = fuser.predict_proba(P, M).astype(np.float32)
+        rows = pd.DataFrame(probs, columns=list(PROB_COLUMNS))
+        rows.insert(0, "clip_id", clip_ids)
+        rows.insert(1, "method", method)
+        rows.insert(2, "split", split)
+        rows.insert(3, "label", label_names)
+        frames.append(rows)
+        metrics[method] = _per_split(y, probs.argmax(1), split)
+    spec_metrics = {name: _per_split(y[M[:, s]], P[M[:, s], s].argmax(1), split[M[:, s]])
+                    for s, name in enumerate(specialists)}
+    best = max(fusers, key=lambda m: (metrics[m].get(fit_split, {}).get("accuracy", 0.0), m == "random_search"))
+    return FusionFit(fusers, pd.concat(frames, ignore_index=True), metrics, fit_split, best, spec_metrics)
+
+
+def _per_split(y: np.ndarray, pred: np.ndarray, split: np.ndarray) -> dict[str, dict]:
+    out = {}
+    for s in sorted(set(split)):
+        keep = (split == s) & (y >= 0)
+        if keep.any():
+            out[s] = metrics_dict(y[keep], pred[keep])
+    return out
+
+
+class FusedModel:
+    """The specialists' bundles + one fitted fuser: predicts a clip from whatever it has."""
+
+    name = "fused"
+
+    def __init__(self, specialists: dict[str, Any], fuser: Any, method: str):
+        self.specialists, self.fuser, self.method = specialists, fuser, method
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.specialists)
+
+    def fuse(self, per_specialist: dict[str, pd.DataFrame]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """(clip_ids, fused probs, P, M) from each specialist's prediction rows."""
+        frames = [df.assign(specialist=name) for name, df in per_specialist.items() if len(df)]
+        long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["clip_id", "specialist", *PROB_COLUMNS])
+        clip_ids, P, M = predictions_to_tensor(long, self.order)
+        return clip_ids, self.fuser.predict_proba(P, M), P, M
+
+    def save(self, path: Path | str, *, specialist_bundles: dict[str, Path], metrics: dict | None = None,
+             inputs: dict | None = None) -> Path:
+        """Write the fuser and copies of the specialist bundles into one folder (atomically)."""
+        path = Path(path)
+        bundle = Bundle(kind="fused", config={"method": self.method, "specialists": self.order},
+                        metrics=metrics or {}, inputs=inputs or {},
+                        arrays={f"fuser_{k}": v for k, v in self.fuser.to_arrays().items()})
+        # Built beside the target and swapped in whole, so a crash never leaves a fused bundle
+        # whose description is complete but whose specialist copies are not.
+        building = save_bundle(path.with_name(f".building-{path.name}"), bundle)
+        try:
+            for name, src in specialist_bundles.items():
+                shutil.copytree(src, building / "specialists" / name)
+            replace_dir(building, path)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> "FusedModel":
+        from emonets.train import specialist_class
+
+        bundle = load_bundle(path, kind="fused")
+        method = bundle.config["method"]
+        arrays = {k[len("fuser_"):]: v for k, v in bundle.arrays.items() if k.startswith("fuser_")}
+        fuser = FUSERS[method].from_arrays(arrays)
+        specialists = {name: specialist_class(name)[0].load(Path(path) / "specialists" / name)
+                       for name in bundle.config["specialists"]}
+        return cls(specialists, fuser, method)
+
+
+def bundle_kind(path: Path | str) -> str:
+    """The kind a bundle folder says it holds (a specialist's name, or "fused")."""
+    desc = Path(path) / "bundle.json"
+    if not desc.is_file():
+        raise FileNotFoundError(f"{path}: not a model bundle (no bundle.json)")
+    return json.loads(desc.read_text())["kind"]
