@@ -22,10 +22,12 @@ def write_video(
     sr: int = 16000,
     codec: str = "libx264",
     crf: int = 23,
+    deterministic: bool = False,
 ) -> Path:
     """Encode RGB frames (H x W x 3 uint8, even H and W) and optional mono float audio.
 
     The file appears atomically: it is encoded to a temp file beside ``path`` and renamed in.
+    ``deterministic`` encodes with one x264 thread, so equal input gives equal bytes.
     """
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -42,7 +44,10 @@ def write_video(
                     vstream.width, vstream.height = w - w % 2, h - h % 2
                     vstream.pix_fmt = "yuv420p"
                     if codec == "libx264":
-                        vstream.options = {"crf": str(crf), "preset": "veryfast"}
+                        vstream.options = {"crf": str(crf), "preset": "veryfast",
+                                           **({"threads": "1"} if deterministic else {})}
+                        if deterministic:
+                            vstream.thread_count = 1
                 frame = np.ascontiguousarray(frame[: vstream.height, : vstream.width])
                 for packet in vstream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                     out.mux(packet)

@@ -101,7 +101,9 @@ def iter_frames(
                 t = float(frame.time) if frame.time is not None else raw_index / float(stream.average_rate or 25)
                 if step and t + 1e-6 < next_t:
                     continue
-                yield Frame(kept, t, frame.to_ndarray(format=fmt))
+                # A contiguous copy: PyAV hands out row-padded views for some widths, and dlib
+                # reads raw buffers without strides (it finds no face on such a view).
+                yield Frame(kept, t, np.ascontiguousarray(frame.to_ndarray(format=fmt)))
                 kept += 1
                 if step:
                     next_t = max(next_t + step, t + step * 0.5)

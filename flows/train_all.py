@@ -69,14 +69,15 @@ def train_all(
             state = train(name, str(store.root), configs.get(name), max_epochs, partitions, return_state=True)
             result = state.result(raise_on_failure=False)
             if state.is_completed():
-                trained[name] = result
+                trained[name] = _reused_if_cached(state, result)
                 logger.info("%s: %s", name, result["status"])
             else:
                 trained[name] = {"specialist": name, "status": "failed", "error": str(result)}
                 logger.warning("%s could not be trained: %s", name, result)
         usable = [n for n, r in trained.items() if r["status"] != "failed"]
-        fusion = fuse_task.with_options(result_storage=store.path("_prefect", "results"))(
-            str(store.root), usable, partitions, fusion_draws)
+        fuse_state = fuse_task.with_options(result_storage=store.path("_prefect", "results"))(
+            str(store.root), usable, partitions, fusion_draws, return_state=True)
+        fusion = _reused_if_cached(fuse_state, fuse_state.result())
         report = report_task(str(store.root), partitions, usable)
     summary = {
         "store": str(store.root),
@@ -93,6 +94,11 @@ def train_all(
     }
     print(f"report: {report['report_dir']}/report.md")
     return summary
+
+
+def _reused_if_cached(state, result: dict) -> dict:
+    """A Prefect cache hit returns the stored result of the run that made it: say "reused"."""
+    return {**result, "status": "reused"} if state.name == "Cached" else result
 
 
 def demo_root(store: Store) -> str:

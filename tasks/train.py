@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from typing import Any
 
 import pandas as pd
@@ -107,6 +108,7 @@ def run_training(specialist: str, store_root: str, config: dict | None = None,
     table, _ = SPECIALIST_TABLE[specialist]
     features = store.read(table, partitions=feature_keys)
     work_dir = store.path("_work", specialist)
+    shutil.rmtree(work_dir, ignore_errors=True)  # checkpoints and logs of this training only
     result = fit_specialist(specialist, clips, features, config=config, max_epochs=max_epochs, work_dir=work_dir)
     path = result.model.save(bundle_path(store, specialist))
     _stamp_bundle(path, inputs, result.metrics)

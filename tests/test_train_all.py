@@ -1,0 +1,69 @@
+"""train-all end to end on a tiny generated dataset: trains, fuses, reports; a second run is all
+cache hits; an added clip recomputes only that clip's features and retrains."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from data_catalog import Store
+from emonets.demo_data import make_demo_dataset
+from flows.train_all import train_all
+
+# Tiny models: CI checks the plumbing, not accuracy (benchmarks/ measure that).
+TINY = {
+    "face_cnn": {"widths": [8, 16], "convs": [1, 1], "max_epochs": 1, "batch_size": 32, "svm_C": [1.0]},
+    "audio": {"hidden": [32, 32], "max_epochs": 2, "patience": 2},
+    "bag_of_mouths": {"n_centroids": 8, "kmeans_iter": 10, "max_iter": 100},
+    "motion": {"n_hidden": 16, "n_words": 8, "max_epochs": 1, "kmeans_iter": 10, "max_pca_components": 32},
+}
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    make_demo_dataset(root, per_class=2, seconds=1.5)
+    return root
+
+
+def _run(root, store):
+    return train_all(data_roots=[str(root)], store_root=str(store.root), runner="threads",
+                     configs=TINY, fusion_draws=2000)
+
+
+@pytest.mark.slow
+def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(demo_root, root)
+    store = Store(tmp_path / "store")
+
+    first = _run(root, store)
+    assert first["clips"] == 28 and first["extraction"]["failed"] == 0
+    assert {n: s["status"] for n, s in first["specialists"].items()} == {
+        "face_cnn": "trained", "audio": "trained", "bag_of_mouths": "trained", "motion": "trained"}
+    assert first["fusion"]["status"] == "fitted"
+    assert set(first["test_accuracy"]) >= {"face_cnn", "audio", "mean", "random_search", "learned"}
+    report = json.loads((store.path("reports", "latest", "report.json")).read_text())
+    assert report["entries"]["random_search"]["metrics"]["test"]["n"] == 7
+    assert any(p.suffix == ".png" for p in store.path("reports", "latest").iterdir())
+    assert (store.path("models", "fused", "specialists", "audio", "bundle.json")).is_file()
+
+    second = _run(root, store)
+    assert second["extraction"]["computed"] == 0 and second["extraction"]["cached"] == first["extraction"]["computed"]
+    assert {s["status"] for s in second["specialists"].values()} == {"reused"}
+    assert second["fusion"]["status"] == "reused"
+
+    extra = root / "Train" / "Happy" / "added_clip.mp4"
+    shutil.copy(demo_root / "Val" / "Happy" / next((demo_root / "Val" / "Happy").iterdir()).name, extra)
+    third = _run(root, store)
+    # one new clip: faces, mouths, mfcc, motion for it and nothing else
+    assert third["extraction"]["computed"] == 4 and third["clips"] == 29
+    assert {s["status"] for s in third["specialists"].values()} == {"trained"}
+    assert third["fusion"]["status"] == "fitted"
+
+
+def test_train_all_rejects_unknown_specialist(prefect_api, tmp_path):
+    with pytest.raises(ValueError, match="unknown specialists"):
+        train_all(data_roots=[str(tmp_path)], store_root=str(tmp_path / "s"), specialists=["smell"])
