@@ -2,11 +2,13 @@
 PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-DATA    ?= ../shared/data/crema-d
+DATA    ?=
 STORE   ?= ./emonets-store
 SITE    := $(VENV)/lib/python3.11/site-packages
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test clean
+.PHONY: install demo test server server-stop server-status clean
 
 install: $(VENV)/.installed
 
@@ -22,11 +24,21 @@ $(VENV)/.installed: pyproject.toml vendor/dlib-shim/pyproject.toml
 	$(BIN)/python -m compileall -q -j 2 $(SITE) > /dev/null || true
 	touch $@
 
+# The whole train-all; with no DATA, on a small synthetic demo dataset generated into the store.
 demo: install
-	$(BIN)/emonets ingest $(DATA) --store $(STORE)
+	$(BIN)/emonets train-all $(DATA) --store $(STORE)
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+server: install
+	STORE=$(STORE) scripts/prefect-server.sh start
+
+server-stop:
+	STORE=$(STORE) scripts/prefect-server.sh stop
+
+server-status:
+	STORE=$(STORE) scripts/prefect-server.sh status
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

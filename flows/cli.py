@@ -12,6 +12,7 @@ import typer
 # (PREFECT_LOGGING_LEVEL=INFO brings them back).
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
+from flows.compose_cmd import compose
 from flows.console import console, print_json_line, print_problems, print_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -270,6 +271,9 @@ def report(store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP
     data = json.loads((latest / "report.json").read_text())
     print_json_line({"test_accuracy": data["test_accuracy"], "val_accuracy": data["val_accuracy"],
                      "report": str(latest / "report.md")})
+
+
+app.command()(compose)
 
 
 def main() -> None:  # pragma: no cover - console entry point
