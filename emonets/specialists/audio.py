@@ -1,0 +1,312 @@
+"""The audio specialist: MFCC frames -> context-window MLP -> per-class top-k pooling -> softmax.
+
+As in EmoNets, a two-hidden-layer network (~310 units, dropout) scores every frame and the
+clip's class scores are the mean of each class's highest frame scores, taken *before* the
+softmax, so the whole thing trains end to end on clip labels. Differences from the paper, and
+why: context windows of neighbouring frames instead of single frames (emotion lives in
+trajectories), no RBM pre-training (dropout + augmentation do its job at this size), and an
+optional ensemble of seeds. Normalisation statistics come from the training clips only and are
+stored in the bundle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from emonets.bundle import Bundle, load_bundle, save_bundle
+from emonets.specialists.audio_data import Augment, ClipFrames, collate, fit_normaliser, utterance_centre
+from emonets.specialists.audio_net import FrameMLP, top_pool
+from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioConfig:
+    """Model, pooling and training settings (stored in the bundle)."""
+
+    hidden: tuple[int, ...] = (310, 310)
+    context: int = 5  # frames either side stacked into one MLP input
+    dilation: int = 2  # spacing of the stacked frames (2 -> a ±100 ms window from ±5 frames)
+    stride: int = 2  # MLP evaluated every `stride` frames
+    dropout: float = 0.5
+    input_dropout: float = 0.2
+    pool: str = "frac"  # "frac": mean of the top ceil(pool_frac*T); "k": top pool_k; "paper": (1.4*max+0.6*2nd)/2
+    pool_k: int = 2
+    pool_frac: float = 0.1
+    centre_columns: int = 0  # subtract each clip's own mean from these leading columns (0: none)
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    label_smoothing: float = 0.1
+    batch_size: int = 16
+    max_epochs: int = 60
+    patience: int = 15
+    monitor: str = "val_loss"
+    seeds: tuple[int, ...] = (0,)  # one network per seed; probabilities averaged
+    augment: Augment = field(default_factory=lambda: Augment(
+        tempo=0.1, crop_min=0.7, time_masks=2, mask_frames=20, noise=0.1, max_frames=500))
+    log_dir: str | None = None  # keep Lightning's CSV logs and checkpoints here (else a temp dir)
+
+    def __post_init__(self) -> None:
+        if self.pool not in ("frac", "k", "paper"):
+            raise ValueError(f"pool must be 'frac', 'k' or 'paper', not {self.pool!r}")
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        if isinstance(self.augment, dict):
+            object.__setattr__(self, "augment", Augment(**self.augment))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"], d["seeds"] = list(self.hidden), list(self.seeds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AudioConfig":
+        return cls(**d)
+
+
+def pool_scores(scores: torch.Tensor, lengths: torch.Tensor, config: AudioConfig) -> torch.Tensor:
+    """The clip's class logits from per-frame scores (B, C, T) by the configured top pooling."""
+    if config.pool == "paper":
+        return top_pool(scores, lengths, weights=(0.7, 0.3))
+    if config.pool == "k":
+        return top_pool(scores, lengths, k=config.pool_k)
+    return top_pool(scores, lengths, frac=config.pool_frac)
+
+
+class AudioModule(L.LightningModule):
+    """Trains a FrameMLP on clip labels through the pooled clip logits."""
+
+    def __init__(self, *, n_features: int, config: dict):
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = AudioConfig.from_dict(config)
+        c = self.config
+        self.net = FrameMLP(n_features, N_CLASSES, hidden=c.hidden, context=c.context, dilation=c.dilation,
+                            stride=c.stride, dropout=c.dropout, input_dropout=c.input_dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        scores = self.net(x)
+        out_lengths = torch.div(lengths + self.config.stride - 1, self.config.stride, rounding_mode="floor")
+        return pool_scores(scores.float(), out_lengths, self.config)
+
+    def training_step(self, batch, _):
+        x, lengths, y = batch
+        loss = F.cross_entropy(self(x, lengths), y, label_smoothing=self.config.label_smoothing)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, _):
+        x, lengths, y = batch
+        logits = self(x, lengths)
+        self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
+        self.log("val_acc", (logits.argmax(1) == y).float().mean(), on_epoch=True, batch_size=len(y))
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.config.max_epochs))
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+
+class _EpochTimer(L.Callback):
+    """Wall seconds of each training epoch (validation included)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+class AudioSpecialist(Specialist):
+    """Clip-level emotion from (T, D) MFCC frames; see the module docstring."""
+
+    name = "audio"
+
+    def __init__(self, config: AudioConfig = AudioConfig()):
+        self.config = config
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self, train: ClipSet, val: ClipSet | None = None) -> "AudioSpecialist":
+        """Fit normalisation on ``train``, then one network per seed (early stopping on ``val``)."""
+        if len(train) == 0 or np.any(train.labels < 0):
+            raise ValueError("fit needs labelled training clips")
+        c = self.config
+        self.n_features_ = int(train.items[0].shape[1])
+        centred = [utterance_centre(x, c.centre_columns) for x in train.items]
+        self.mean_, self.std_ = fit_normaliser(centred)
+        train_items = [self._normalise(x) for x in train.items]
+        val_items = [self._normalise(x) for x in val.items] if val is not None and len(val) else None
+        self.states_, self.history_ = [], []
+        for seed in c.seeds:
+            state, history = self._fit_one(seed, train_items, train.labels,
+                                           val_items, val.labels if val_items else None)
+            self.states_.append(state)
+            self.history_.append(history)
+        self.metrics_ = self._summarise(val)
+        return self
+
+    def _fit_one(self, seed, train_items, train_labels, val_items, val_labels):
+        c = self.config
+        L.seed_everything(seed, workers=True, verbose=False)
+        module = AudioModule(n_features=self.n_features_, config=c.to_dict())
+        train_loader = DataLoader(ClipFrames(train_items, train_labels, aug=c.augment, seed=seed),
+                                  batch_size=c.batch_size, shuffle=True, collate_fn=collate)
+        val_loader = None
+        if val_items is not None:
+            val_loader = DataLoader(ClipFrames(val_items, val_labels), batch_size=64, collate_fn=collate)
+        work = Path(c.log_dir) if c.log_dir else Path(tempfile.mkdtemp(prefix="emonets-audio-"))
+        timer = _EpochTimer()
+        callbacks: list[L.Callback] = [timer]
+        checkpoint = None
+        if val_loader is not None:
+            mode = "max" if c.monitor.endswith("acc") else "min"
+            checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+                dirpath=work / f"seed{seed}" / "checkpoints", monitor=c.monitor, mode=mode, save_top_k=1)
+            callbacks += [checkpoint, L.pytorch.callbacks.EarlyStopping(monitor=c.monitor, mode=mode,
+                                                                        patience=c.patience)]
+        logger = L.pytorch.loggers.CSVLogger(work, name=f"seed{seed}", version=0)
+        try:
+            with warnings.catch_warnings(), _quiet_lightning():
+                for noise in ("does not have many workers", "number of training batches", "no `val_dataloader`",
+                              "LeafSpec"):
+                    warnings.filterwarnings("ignore", message=f".*{noise}.*")
+                trainer = L.Trainer(
+                    max_epochs=c.max_epochs, accelerator="auto", devices=1,
+                    precision="bf16-mixed" if torch.cuda.is_available() else "32-true",
+                    callbacks=callbacks, logger=logger, enable_progress_bar=False, enable_model_summary=False,
+                    enable_checkpointing=checkpoint is not None, num_sanity_val_steps=0, log_every_n_steps=1,
+                )
+                trainer.fit(module, train_loader, val_loader)
+            if checkpoint is not None and checkpoint.best_model_path:
+                ckpt = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+                module.load_state_dict(ckpt["state_dict"])
+            history = _read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
+        finally:
+            if not c.log_dir:
+                shutil.rmtree(work, ignore_errors=True)
+        state = {k: v.detach().cpu().float().clone() for k, v in module.net.state_dict().items()}
+        best = None if checkpoint is None or checkpoint.best_model_score is None else float(checkpoint.best_model_score)
+        return state, {"epochs": history, "best_score": best, "seed": seed}
+
+    def _summarise(self, val: ClipSet | None) -> dict:
+        seconds = [e["seconds"] for h in self.history_ for e in h["epochs"] if e.get("seconds") is not None]
+        metrics = {
+            "epochs_trained": [len(h["epochs"]) for h in self.history_],
+            "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
+            "best_scores": [h["best_score"] for h in self.history_],
+        }
+        if val is not None and len(val):
+            pred = self.predict_proba(val).argmax(1)
+            metrics["val_accuracy"] = float((pred == val.labels).mean())
+        return metrics
+
+    # -- prediction ----------------------------------------------------------------------
+    def _normalise(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.n_features_:
+            raise ValueError(f"expected (T, {self.n_features_}) frames, got {x.shape}")
+        x = utterance_centre(x, self.config.centre_columns)
+        return ((x - self.mean_) / self.std_).astype(np.float32)
+
+    def _nets(self) -> list[FrameMLP]:
+        c = self.config
+        nets = []
+        for state in self.states_:
+            net = FrameMLP(self.n_features_, N_CLASSES, hidden=c.hidden, context=c.context, dilation=c.dilation,
+                           stride=c.stride, dropout=c.dropout, input_dropout=c.input_dropout)
+            net.load_state_dict(state)
+            nets.append(net.eval())
+        return nets
+
+    @torch.no_grad()
+    def predict_proba(self, data: ClipSet) -> np.ndarray:
+        """(n, 7) class probabilities, the mean over the ensemble; a clip with no frames is scored
+        as one average frame."""
+        n = len(data)
+        out = np.zeros((n, N_CLASSES), dtype=np.float64)
+        if n == 0:
+            return out.astype(np.float32)
+        items = [self._normalise(x) if len(x) else np.zeros((1, self.n_features_), np.float32) for x in data.items]
+        order = np.argsort([len(x) for x in items], kind="stable")  # similar lengths batch together
+        nets = self._nets()
+        for start in range(0, n, 32):
+            idx = order[start:start + 32]
+            x, lengths, _ = collate([(items[i], 0) for i in idx])
+            out_lengths = torch.div(lengths + self.config.stride - 1, self.config.stride, rounding_mode="floor")
+            for net in nets:
+                logits = pool_scores(net(x), out_lengths, self.config)
+                out[idx] += torch.softmax(logits, dim=1).double().numpy()
+        return (out / len(nets)).astype(np.float32)
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, path: Path | str) -> Path:
+        bundle = Bundle(
+            kind=self.name,
+            config={"audio": self.config.to_dict(), "n_features": self.n_features_},
+            metrics={**self.metrics_, "history": self.history_},
+            torch_states={f"net{i}": s for i, s in enumerate(self.states_)},
+            arrays={"mean": self.mean_, "std": self.std_},
+        )
+        return save_bundle(path, bundle)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "AudioSpecialist":
+        bundle = load_bundle(path, kind=cls.name)
+        model = cls(AudioConfig.from_dict(bundle.config["audio"]))
+        model.n_features_ = int(bundle.config["n_features"])
+        model.mean_ = bundle.arrays["mean"].astype(np.float32)
+        model.std_ = bundle.arrays["std"].astype(np.float32)
+        model.states_ = [bundle.torch_states[f"net{i}"] for i in range(len(bundle.torch_states))]
+        metrics = dict(bundle.metrics)
+        model.history_ = metrics.pop("history", [])
+        model.metrics_ = metrics
+        return model
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Hide Lightning's start-up banners (GPU available..., tips) for the duration of a fit."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _read_history(csv_path: Path, seconds: list[float]) -> list[dict]:
+    """Per-epoch metrics from Lightning's CSVLogger (one row per epoch after merging)."""
+    import pandas as pd
+
+    rows: list[dict] = []
+    if csv_path.is_file():
+        df = pd.read_csv(csv_path)
+        if "epoch" in df:
+            merged = df.groupby("epoch").first().reset_index()
+            rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                    for r in merged.drop(columns=["step"], errors="ignore").to_dict("records")]
+    for i, row in enumerate(rows):
+        row["epoch"] = int(row["epoch"])
+        row["seconds"] = seconds[i] if i < len(seconds) else None
+    if not rows:
+        rows = [{"epoch": i, "seconds": s} for i, s in enumerate(seconds)]
+    return rows
