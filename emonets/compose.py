@@ -466,13 +466,16 @@ def _previous_manifest(out_dir: Path) -> dict | None:
 
 
 def _remove_stale(out_dir: Path, keep: set[str]) -> int:
-    """Delete composed clips (ours by name) that the new plan does not keep."""
+    """Delete composed clips (ours by name) that the new plan does not keep, and temp files a
+    killed run left behind."""
     removed = 0
     for folder in SPLIT_FOLDERS.values():
         for path in sorted((out_dir / folder).glob("*/composed-*.mp4")):
             if path.relative_to(out_dir).as_posix() not in keep:
                 path.unlink()
                 removed += 1
+        for path in (out_dir / folder).glob("*/.tmp-composed-*"):
+            path.unlink(missing_ok=True)
     return removed
 
 

@@ -27,7 +27,8 @@ def write_video(
     """Encode RGB frames (H x W x 3 uint8, even H and W) and optional mono float audio.
 
     The file appears atomically: it is encoded to a temp file beside ``path`` and renamed in.
-    ``deterministic`` encodes with one x264 thread, so equal input gives equal bytes.
+    ``deterministic`` encodes with one x264 thread and no mb-tree rate control, so equal input
+    gives equal bytes (either alone is not enough).
     """
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -45,7 +46,7 @@ def write_video(
                     vstream.pix_fmt = "yuv420p"
                     if codec == "libx264":
                         vstream.options = {"crf": str(crf), "preset": "veryfast",
-                                           **({"threads": "1"} if deterministic else {})}
+                                           **({"threads": "1", "x264-params": "mbtree=0"} if deterministic else {})}
                         if deterministic:
                             vstream.thread_count = 1
                 frame = np.ascontiguousarray(frame[: vstream.height, : vstream.width])

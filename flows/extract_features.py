@@ -19,7 +19,7 @@ from tasks.extract import extract_unit, unit_inputs
 
 @flow(name="extract-features", log_prints=True)
 def extract_features(
-    store_root: str,
+    store_root: str | None = None,
     stages: list[str] | None = None,
     configs: dict[str, dict] | None = None,
     clip_ids: list[str] | None = None,

@@ -106,6 +106,5 @@ def demo_root(store: Store) -> str:
     from emonets.demo_data import make_demo_dataset
 
     root = store.path("demo-data")
-    if not (root / "README.txt").is_file():
-        make_demo_dataset(root)
+    make_demo_dataset(root)  # reuses an existing tree made with the same settings
     return str(root)

@@ -3,6 +3,7 @@ Prefect artifacts (a table and the Markdown) visible in the Prefect UI."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
@@ -28,8 +29,10 @@ def report_task(store_root: str, clip_partitions: list[str], specialists: list[s
                        for s in specialists if store.manifest("predictions", s)},
                     "fused_bundle": str(fused_path(store))}
     out = store.path("reports", time.strftime("%Y%m%d-%H%M%S"))
+    bundle = fused_path(store) / "bundle.json"
+    method = json.loads(bundle.read_text())["config"]["method"] if bundle.is_file() else None
     report = build_report(predictions[predictions["clip_id"].isin(ids)], fused[fused["clip_id"].isin(ids)], clips,
-                          out, fingerprints=fingerprints,
+                          out, fingerprints=fingerprints, primary_fusion=method,
                           notes=["Fusion weights are fitted on the val split and reported on test, which they never saw."])
     latest = store.path("reports", "latest")
     tmp = latest.with_name(".latest-tmp")

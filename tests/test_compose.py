@@ -188,11 +188,13 @@ def test_refuses_a_foreign_folder_and_removes_stale_clips(sources, tmp_path):
     assert [p.name for p in foreign.iterdir()] == ["keep.txt"]
     out = tmp_path / "out"
     first = compose_dataset(faces, speech, out, per_class=1, split="test", seed=0, max_seconds=0.2)
-    second = compose_dataset(faces, speech, out, per_class=1, split="test", seed=1, max_seconds=0.2)
+    leftover = out / "Test" / "Happy" / ".tmp-composed-s0-test-happy-0000.mp4-x1y2"  # as a killed run leaves
+    leftover.write_bytes(b"half a video")
+    second = compose_dataset(faces, speech, out, per_class=1, split="test", seed=1, max_seconds=0.2, workers=2)
     assert first["encoded"] == second["encoded"] == 2 and second["removed"] == 2
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4"))
     assert files == sorted(c["path"] for c in json.loads((out / "compose.json").read_text())["clips"])
-    assert all("-s1-" in f for f in files)
+    assert all("-s1-" in f for f in files) and not leftover.exists()
 
 
 def test_compose_command(sources, tmp_path):
