@@ -12,7 +12,7 @@ from data_catalog import Store
 from emonets.extraction import STAGE_TABLE, STAGES, default_config, work_units
 from flows.locking import exclusive_store
 from flows.progress import current_progress, reporting_progress
-from flows.runners import make_task_runner
+from flows.runners import make_task_runner, shared_ephemeral_api
 from tasks.extract import extract_unit, unit_inputs
 
 
@@ -41,8 +41,9 @@ def extract_features(
             clips = clips[clips["clip_id"].isin(clip_ids)]
         units = work_units(clips)
         started = time.perf_counter()
-        futures, reused = _submit_all(units, stages, cfgs, str(store.root))
-        summary = _collect(futures, reused, current_progress())
+        with shared_ephemeral_api():
+            futures, reused = _submit_all(units, stages, cfgs, str(store.root))
+            summary = _collect(futures, reused, current_progress())
         summary.update(clips=int(len(clips)), units=len(units), stages=stages,
                        seconds=round(time.perf_counter() - started, 2))
         summary["problems"] = _count_problems(store, stages, set(clips["clip_id"]))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import contextmanager
+from typing import Iterator
 from urllib.parse import urlparse
 
 RUNNERS = ("local", "threads", "dask")
@@ -45,3 +47,27 @@ def make_task_runner(runner: str = "local", *, dask_address: str | None = None, 
         # processes=False: worker processes would each start their own temporary Prefect server.
         return DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": workers, "processes": False})
     raise RunnerUnavailableError(f"unknown task runner {runner!r}; choose one of {', '.join(RUNNERS)}")
+
+
+@contextmanager
+def shared_ephemeral_api() -> Iterator[None]:
+    """Point task worker processes at this process's temporary Prefect API.
+
+    Without a configured PREFECT_API_URL each process-pool worker would start a temporary
+    Prefect server of its own (~220 MB and seconds of start-up each). When this process runs
+    one, its URL is exported for the duration of the block, so workers inherit it.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    running = [s for s in SubprocessASGIServer._instances.values() if getattr(s, "running", False)]
+    if not running:
+        yield
+        return
+    os.environ["PREFECT_API_URL"] = running[0].api_url
+    try:
+        yield
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
