@@ -4,7 +4,7 @@ Prints a human table (accuracy, per-class recall, confusion matrix, seconds per 
 JSON object as its last line. The epoch count is sized to the time budget from a measured
 warm-up (so the learning-rate schedule completes); --max-epochs caps it.
 
-    python benchmarks/bench_face_cnn.py --minutes 60 --out emonets-store/bench/face_cnn_bundle
+    python benchmarks/bench_face_cnn.py --max-minutes 60 --out emonets-store/bench/face_cnn_bundle
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("EMONETS_SHARED_DATA", REPO.parent / "shared" / "data")) / "fer2013")
-    ap.add_argument("--minutes", type=float, default=60.0, help="training time budget")
+    ap.add_argument("--max-minutes", "--minutes", dest="minutes", type=float, default=60.0,
+                    help="training time budget (the epoch count is sized to it; Trainer max_time = 1.25x)")
     ap.add_argument("--max-epochs", type=int, default=60)
     ap.add_argument("--widths", default="32,64,128,256")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke runs)")

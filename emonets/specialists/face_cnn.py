@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from sklearn.svm import SVC
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 from emonets.bundle import Bundle, load_bundle, save_bundle
 from emonets.specialists.audio import _EpochTimer, _quiet_lightning, _read_history
 from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
+from emonets.specialists.face_cnn_data import FaceDataModule
 from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
 from emonets.temporal import segment_pool
 
@@ -49,6 +49,7 @@ class FaceCNNConfig:
     svm_C: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)  # tried on the validation videos (first one without)
     segments: int = 10
     log_dir: str | None = None
+    deterministic: bool = False  # torch deterministic algorithms (slower; same seed -> same weights)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
@@ -105,8 +106,9 @@ class FaceCNN(Specialist):
 
     name = "face_cnn"
 
-    def __init__(self, config: FaceCNNConfig = FaceCNNConfig()):
-        self.config = config
+    def __init__(self, config: FaceCNNConfig = FaceCNNConfig(), *, svm_C: tuple[float, ...] | None = None):
+        """Store the settings only; ``svm_C`` (if given) replaces the config's SVM C candidates."""
+        self.config = config if svm_C is None else replace(config, svm_C=tuple(svm_C))
 
     # -- stage 1: the ConvNet on single faces ----------------------------------------------
     def fit_frames(self, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None = None,
@@ -119,20 +121,15 @@ class FaceCNN(Specialist):
         self.size_ = int(images.shape[1])
         L.seed_everything(c.seed, workers=True, verbose=False)
         gpu = torch.cuda.is_available()
-        train_ds = TensorDataset(torch.from_numpy(images), torch.from_numpy(np.asarray(labels, np.int64)))
-        loader = DataLoader(train_ds, batch_size=c.batch_size, shuffle=True, drop_last=len(images) > c.batch_size,
-                            pin_memory=gpu)
-        val_loader = None
-        if val_images is not None and len(val_images):
-            val_ds = TensorDataset(torch.from_numpy(np.asarray(val_images, np.uint8)),
-                                   torch.from_numpy(np.asarray(val_labels, np.int64)))
-            val_loader = DataLoader(val_ds, batch_size=512, pin_memory=gpu)
-        module = FaceCNNModule(config=c.to_dict(), steps_per_epoch=len(loader)).to(memory_format=torch.channels_last)
+        data = FaceDataModule(images, labels, val_images, val_labels, batch_size=c.batch_size)
+        has_val = data.val_set is not None
+        module = FaceCNNModule(config=c.to_dict(), steps_per_epoch=data.steps_per_epoch()).to(
+            memory_format=torch.channels_last)
         work = Path(work_dir or c.log_dir or tempfile.mkdtemp(prefix="emonets-face-cnn-"))
         timer = _EpochTimer()
         callbacks: list[L.Callback] = [timer]
         checkpoint = None
-        if val_loader is not None:
+        if has_val:
             checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=work / "checkpoints", monitor="val_acc",
                                                              mode="max", save_top_k=1)
             callbacks += [checkpoint, L.pytorch.callbacks.EarlyStopping(monitor="val_acc", mode="max",
@@ -147,8 +144,9 @@ class FaceCNN(Specialist):
                 max_time={"minutes": c.max_minutes} if c.max_minutes else None,
                 callbacks=callbacks, logger=logger, enable_progress_bar=False, enable_model_summary=False,
                 enable_checkpointing=checkpoint is not None, num_sanity_val_steps=0, log_every_n_steps=20,
+                limit_val_batches=1.0 if has_val else 0, deterministic=c.deterministic,
             )
-            trainer.fit(module, loader, val_loader)
+            trainer.fit(module, datamodule=data)
         if checkpoint is not None and checkpoint.best_model_path:
             ckpt = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(ckpt["state_dict"])
@@ -216,7 +214,9 @@ class FaceCNN(Specialist):
         best = None
         for C in candidates:
             svm = SVC(C=C, kernel="rbf", gamma=1.0 / x.shape[1], probability=True, random_state=self.config.seed)
-            svm.fit(x, y)
+            with warnings.catch_warnings():  # sklearn 1.9 deprecates probability=True (removal in 1.11)
+                warnings.filterwarnings("ignore", message=".*probability.*deprecated.*", category=FutureWarning)
+                svm.fit(x, y)
             score = float((svm.predict(xv) == val.labels).mean()) if xv is not None else 0.0
             if best is None or score > best[0]:
                 best = (score, C, svm)
@@ -243,7 +243,7 @@ class FaceCNN(Specialist):
             config={"face_cnn": self.config.to_dict(), "size": self.size_},
             metrics=dict(getattr(self, "metrics_", {})),
             torch_states={"net": self.state_},
-            estimators={"svm": self.svm_} if getattr(self, "svm_", None) is not None else {},
+            estimators=_svm_parts(getattr(self, "svm_", None)),
         )
         return save_bundle(path, bundle)
 
@@ -254,5 +254,52 @@ class FaceCNN(Specialist):
         model.size_ = int(bundle.config["size"])
         model.state_ = bundle.torch_states["net"]
         model.svm_ = bundle.estimators.get("svm")
+        if "svm_softmax" in bundle.estimators:
+            model.svm_ = _SoftmaxSVC(bundle.estimators["svm_softmax"])
         model.metrics_ = dict(bundle.metrics)
         return model
+
+
+def _fit_svm(x: np.ndarray, y: np.ndarray, *, C: float, gamma: float, seed: int):
+    """An RBF SVM with calibrated probabilities (Platt scaling on held-out folds).
+
+    scikit-learn 1.9 deprecates SVC(probability=True); its replacement is a calibrated wrapper.
+    With fewer than two clips in some class there are no folds to calibrate on: the SVM's
+    one-vs-rest decision values are then turned into probabilities by a softmax.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+
+    smallest = int(np.bincount(y)[np.unique(y)].min())
+    if smallest >= 2:
+        folds = min(5, smallest)
+        return CalibratedClassifierCV(SVC(C=C, kernel="rbf", gamma=gamma, random_state=seed),
+                                      cv=folds, ensemble=False).fit(x, y)
+    return _SoftmaxSVC(SVC(C=C, kernel="rbf", gamma=gamma, decision_function_shape="ovr",
+                           random_state=seed).fit(x, y))
+
+
+class _SoftmaxSVC:
+    """predict / predict_proba of an uncalibrated SVC via a softmax of its decision values."""
+
+    def __init__(self, svc: SVC):
+        self.svc = svc
+        self.classes_ = svc.classes_
+
+    def predict(self, x):
+        return self.svc.predict(x)
+
+    def predict_proba(self, x):
+        d = np.atleast_2d(self.svc.decision_function(x))
+        if len(self.classes_) == 2:
+            d = np.hstack([-d.T, d.T]) if d.shape[0] == 1 else np.column_stack([-d[:, 0], d[:, 0]])
+        e = np.exp(d - d.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+
+def _svm_parts(svm) -> dict:
+    """The SVM as plain scikit-learn estimators (what skops can store and load safely)."""
+    if svm is None:
+        return {}
+    if isinstance(svm, _SoftmaxSVC):
+        return {"svm_softmax": svm.svc}
+    return {"svm": svm}

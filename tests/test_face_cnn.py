@@ -1,0 +1,212 @@
+"""Face ConvNet specialist: backbone, augmentation, in-memory data, learning a synthetic task,
+the time-pooled SVM stage, bundle round trip, and a smoke run on real FER-2013 faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emonets.labels import EMOTIONS
+from emonets.specialists.base import ClipSet
+from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
+from emonets.specialists.face_cnn_data import FaceDataModule
+from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
+
+torch.set_num_threads(1)
+
+SIZE = 24
+TINY = FaceCNNConfig(widths=(8, 16), convs=(1, 1), dropout=0.0, head_dropout=0.0, lr=1e-2, batch_size=32,
+                     max_epochs=8, augment=False, svm_C=(0.3, 3.0, 30.0))
+
+
+def stripes(n: int, horizontal: bool, rng: np.random.Generator) -> np.ndarray:
+    """(n, SIZE, SIZE) uint8: noisy sine stripes, horizontal or vertical, random period and phase."""
+    pos = np.arange(SIZE, dtype=np.float64)
+    period = rng.uniform(4, 8, size=(n, 1, 1))
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 1, 1))
+    wave = np.sin(2 * np.pi * pos[None, :, None] / period + phase)  # varies down the rows
+    wave = np.broadcast_to(wave, (n, SIZE, SIZE))
+    if not horizontal:
+        wave = wave.transpose(0, 2, 1)
+    img = 128 + 80 * wave + rng.normal(0, 20, size=(n, SIZE, SIZE))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def stripe_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = np.empty((n, SIZE, SIZE), np.uint8)
+    x[y == 0] = stripes(int((y == 0).sum()), True, rng)
+    x[y == 1] = stripes(int((y == 1).sum()), False, rng)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def trained() -> FaceCNN:
+    x, y = stripe_set(256, seed=0)
+    return FaceCNN(TINY).fit_frames(x, y)
+
+
+def test_backbone_output_shape_and_size_independence():
+    net = FaceNet().eval()
+    for side in (48, 40):
+        assert net(torch.zeros(3, 1, side, side)).shape == (3, 7)
+    assert sum(p.numel() for p in net.parameters()) > 100_000
+    with pytest.raises(ValueError):
+        FaceNet(widths=(8, 16), convs=(1,))
+
+
+def test_to_input_scales_to_unit_range():
+    x = to_input(torch.tensor([[[0, 255]]], dtype=torch.uint8))
+    assert x.shape == (1, 1, 1, 2)
+    np.testing.assert_allclose(x.flatten().numpy(), [-1.0, 1.0])
+
+
+def test_augment_keeps_shape_changes_pixels_and_is_seeded():
+    x = to_input(torch.from_numpy(stripe_set(8, seed=1)[0]))
+    a = augment(x, generator=torch.Generator().manual_seed(3))
+    b = augment(x, generator=torch.Generator().manual_seed(3))
+    assert a.shape == x.shape
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, x)
+    assert a.min() >= -1.0 - 1e-6 and a.max() <= 1.0 + 1e-6
+
+
+def test_data_module_gives_whole_uint8_batches_covering_each_face_once():
+    x = np.arange(70, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(4, 2)
+    dm = FaceDataModule(x, np.arange(70) % 7, x[:10], np.zeros(10), batch_size=16, val_batch_size=4,
+                        on_device=False)
+    dm.setup("fit")
+    batches = list(dm.train_dataloader())
+    assert len(batches) == dm.steps_per_epoch() == 4  # 70 // 16, last partial batch dropped
+    seen = torch.cat([b[0][:, 0, 0] for b in batches])
+    assert batches[0][0].dtype == torch.uint8 and batches[0][0].shape == (16, 4, 4)
+    assert len(set(seen.tolist())) == 64  # no face twice in one epoch
+    assert [len(b[0]) for b in dm.val_dataloader()] == [4, 4, 2]
+
+
+def test_fit_frames_learns_a_synthetic_task(trained):
+    x, y = stripe_set(100, seed=5)
+    probs = trained.predict_frames(x)
+    assert probs.shape == (100, 7) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    assert (probs.argmax(1) == y).mean() >= 0.95
+    m = trained.metrics_
+    assert m["epochs_trained"] == TINY.max_epochs and m["params"] > 0 and m["device"] in ("cpu", "cuda")
+    # deterministic in eval mode
+    np.testing.assert_array_equal(probs, trained.predict_frames(x))
+
+
+def test_fit_frames_with_validation_keeps_best_checkpoint(tmp_path):
+    x, y = stripe_set(128, seed=2)
+    xv, yv = stripe_set(40, seed=3)
+    cfg = FaceCNNConfig(**{**TINY.to_dict(), "max_epochs": 3})
+    model = FaceCNN(cfg).fit_frames(x, y, xv, yv, work_dir=tmp_path)
+    assert 0.0 <= model.metrics_["best_val_acc"] <= 1.0
+    assert list((tmp_path / "checkpoints").glob("*.ckpt"))
+    history = model.metrics_["history"]
+    assert len(history) == 3 and all(h.get("val_acc") is not None for h in history)
+    best = max(h["val_acc"] for h in history)
+    assert model.metrics_["best_val_acc"] == pytest.approx(best)
+    # the weights kept are the best epoch's: re-measuring val gives the best accuracy
+    acc = float((model.predict_frames(xv).argmax(1) == yv).mean())
+    assert acc == pytest.approx(best, abs=1e-6)
+
+
+def test_rejects_bad_frames():
+    with pytest.raises(ValueError):
+        FaceCNN(TINY).fit_frames(np.zeros((0, SIZE, SIZE), np.uint8), np.zeros(0))
+    with pytest.raises(ValueError):
+        FaceCNN(TINY).fit_frames(np.zeros((4, SIZE), np.uint8), np.zeros(4))
+
+
+def order_clips(n: int, seed: int) -> ClipSet:
+    """Class 0: all horizontal stripes; 1: all vertical; 2: horizontal then vertical; 3: the reverse.
+
+    Classes 2 and 3 hold the same frames in a different order, so only the time segments tell them apart.
+    """
+    rng = np.random.default_rng(seed)
+    items, labels = [], []
+    for i in range(n):
+        c, t = i % 4, int(rng.integers(4, 30))  # some clips shorter than 10 frames
+        half = t // 2
+        first_h = c in (0, 2)
+        second_h = c in (0, 3)
+        items.append(np.concatenate([stripes(half, first_h, rng), stripes(t - half, second_h, rng)]))
+        labels.append(c)
+    return ClipSet([f"clip{i}" for i in range(n)], items, np.array(labels))
+
+
+def test_svm_stage_uses_the_order_in_time(trained):
+    model = FaceCNN(TINY)
+    model.size_, model.state_ = trained.size_, trained.state_
+    train, val, test = order_clips(48, 10), order_clips(24, 11), order_clips(40, 12)
+    mean_only = model.predict_proba(test)  # no SVM yet: the frames' mean
+    model.fit(train, val)
+    probs = model.predict_proba(test)
+    assert probs.shape == (40, 7)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    assert np.all(probs[:, 4:] == 0)  # classes never seen in training get no probability
+    late = test.labels >= 2
+    svm_acc = (probs.argmax(1) == test.labels)[late].mean()
+    mean_acc = (mean_only.argmax(1) == test.labels)[late].mean()
+    assert svm_acc >= 0.9 and mean_acc < 0.5
+    assert model.metrics_["svm_C"] in TINY.svm_C
+
+
+def test_clip_without_faces_is_named():
+    model = FaceCNN(TINY)
+    clips = ClipSet(["ok", "empty-one"], [np.zeros((3, SIZE, SIZE), np.uint8), np.zeros((0, SIZE, SIZE), np.uint8)])
+    with pytest.raises(ValueError, match="empty-one"):
+        model.predict_proba(clips)
+
+
+def test_svm_needs_two_classes_and_a_trained_net(trained):
+    with pytest.raises(RuntimeError):
+        FaceCNN(TINY).fit(order_clips(8, 0))
+    one_class = order_clips(8, 0)
+    with pytest.raises(ValueError):
+        trained.fit(one_class.subset(one_class.labels == 1))
+
+
+def test_svm_C_keyword_overrides_config():
+    assert FaceCNN(TINY, svm_C=[5.0]).config.svm_C == (5.0,)
+    assert FaceCNN(TINY).config.svm_C == TINY.svm_C
+
+
+def test_save_load_round_trip_identical(trained, tmp_path):
+    model = FaceCNN(TINY)
+    model.size_, model.state_, model.metrics_ = trained.size_, trained.state_, dict(trained.metrics_)
+    model.fit(order_clips(48, 20))
+    path = model.save(tmp_path / "face_bundle")
+    back = FaceCNN.load(path)
+    test = order_clips(12, 21)
+    np.testing.assert_array_equal(back.predict_proba(test), model.predict_proba(test))
+    frames = np.concatenate(test.items)
+    np.testing.assert_array_equal(back.predict_frames(frames), model.predict_frames(frames))
+    assert back.config == model.config and back.metrics_["svm_C"] == model.metrics_["svm_C"]
+    # without an SVM the bundle holds the net only, and predictions are the frame means
+    trained.save(tmp_path / "net_only")
+    net_only = FaceCNN.load(tmp_path / "net_only")
+    assert net_only.svm_ is None
+    np.testing.assert_allclose(net_only.predict_proba(test)[0], trained.predict_frames(test.items[0]).mean(0), rtol=1e-6)
+
+
+def test_real_fer_faces_smoke(shared):
+    from emonets.images import load_grey_images
+
+    root = shared("fer2013", "val")
+    paths, labels = [], []
+    for i, cls in enumerate(EMOTIONS):
+        files = sorted((root / cls).glob("*.jpg"))[:5]
+        paths += files
+        labels += [i] * len(files)
+    x, y = load_grey_images(paths, size=48), np.array(labels)
+    assert x.shape == (len(paths), 48, 48) and len(paths) >= 30
+    cfg = FaceCNNConfig(widths=(8, 16, 32), convs=(1, 1, 1), batch_size=16, max_epochs=1)
+    model = FaceCNN(cfg).fit_frames(x, y, x[:10], y[:10])
+    probs = model.predict_frames(x)
+    assert probs.shape == (len(x), 7) and np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    assert model.size_ == 48
