@@ -110,3 +110,13 @@ def test_killed_run_loses_nothing_finished_and_leaves_no_half_partition(tmp_path
     statuses = [run_extraction("motion", u.to_dict(), default_config("motion").to_dict(), str(store.root))["status"]
                 for u in work_units(store.read("clips"))]
     assert statuses.count("reused") == len(done) and statuses.count("computed") == 4 - len(done)
+
+
+def test_dask_runner_local_cluster_and_unreachable_address(prefect_api, tmp_path, make_clip, store):
+    from flows.runners import RunnerUnavailableError
+
+    _ingest(_dataset(tmp_path, make_clip, n=2), store)
+    summary = run_extract_features(str(store.root), stages=["mfcc"], runner="dask")
+    assert (summary["computed"], summary["failed"]) == (2, 0)
+    with pytest.raises(RunnerUnavailableError, match="cannot reach a Dask scheduler"):
+        run_extract_features(str(store.root), stages=["mfcc"], runner="dask", dask_address="tcp://127.0.0.1:1")
