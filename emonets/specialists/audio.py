@@ -5,8 +5,13 @@ clip's class scores are the mean of each class's highest frame scores, taken *be
 softmax, so the whole thing trains end to end on clip labels. Differences from the paper, and
 why: context windows of neighbouring frames instead of single frames (emotion lives in
 trajectories), no RBM pre-training (dropout + augmentation do its job at this size), and an
-optional ensemble of seeds. Normalisation statistics come from the training clips only and are
-stored in the bundle.
+ensemble of seeds. Normalisation statistics come from the training clips only and are stored in
+the bundle.
+
+Augmentation: frame-level views inside ``fit`` (tempo, crop, time masks, noise: see
+audio_data); audio-level speed perturbation (``emonets.mfcc.speed_perturb``, factors 0.9 and
+1.1) is done by whoever extracts the training features, which then passes the perturbed copies
+as extra training clips. On RAVDESS it was the single largest gain (benchmarks/bench_audio.py).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ class AudioConfig:
     hidden: tuple[int, ...] = (310, 310)
     context: int = 5  # frames either side stacked into one MLP input
     dilation: int = 2  # spacing of the stacked frames (2 -> a ±100 ms window from ±5 frames)
-    stride: int = 2  # MLP evaluated every `stride` frames
+    stride: int = 3  # MLP evaluated every `stride` frames
     dropout: float = 0.5
     input_dropout: float = 0.2
     pool: str = "frac"  # "frac": mean of the top ceil(pool_frac*T); "k": top pool_k; "paper": (1.4*max+0.6*2nd)/2
@@ -51,12 +56,12 @@ class AudioConfig:
     weight_decay: float = 1e-2
     label_smoothing: float = 0.1
     batch_size: int = 16
-    max_epochs: int = 60
-    patience: int = 15
+    max_epochs: int = 20
+    patience: int = 8
     monitor: str = "val_loss"
-    seeds: tuple[int, ...] = (0,)  # one network per seed; probabilities averaged
+    seeds: tuple[int, ...] = (0, 1, 2)  # one network per seed; probabilities averaged
     augment: Augment = field(default_factory=lambda: Augment(
-        tempo=0.1, crop_min=0.7, time_masks=2, mask_frames=20, noise=0.1, max_frames=500))
+        tempo=0.1, crop_min=0.7, time_masks=2, mask_frames=20, noise=0.1, max_frames=300))
     log_dir: str | None = None  # keep Lightning's CSV logs and checkpoints here (else a temp dir)
 
     def __post_init__(self) -> None:
