@@ -152,3 +152,16 @@ def test_extract_mfcc_with_speed_perturbation(make_clip):
     slow = extract_mfcc(path, clip_id="tone@0.9", speed=0.9)
     assert len(slow) > len(plain) * 1.08
     assert slow["duration"].iloc[0] > plain["duration"].iloc[0]
+
+
+def test_audio_specialist_features_are_the_mfcc_plus_descriptors():
+    from emonets.mfcc import AUDIO_SPECIALIST_FEATURES as rich
+
+    y = tone(300)
+    plain, more = mfcc_frames(y, sr=SR), mfcc_frames(y, sr=SR, config=rich)
+    assert more.shape == (len(plain), 87)
+    # the MFCC block and its deltas are the same columns, just spread over a wider layout
+    n, s = 22, rich.n_static
+    for block in range(3):
+        np.testing.assert_allclose(more[:, block * s:block * s + n], plain[:, block * n:(block + 1) * n],
+                                   rtol=1e-5, atol=1e-3)
