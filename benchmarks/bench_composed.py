@@ -5,7 +5,7 @@ compose (FER-2013 faces + RAVDESS speech; Train = FER train + actors 01-10, Val 
 train every specialist, fuse on Val) -> report on Test -> time `predict` per clip.
 Prints the report's table, then one JSON object as its last line.
 
-    python benchmarks/bench_composed.py --per-class 14 --cnn-bundle emonets-store/bench/face_cnn_bundle
+    python benchmarks/bench_composed.py --cnn-bundle emonets-store/bench/face_cnn_bundle
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=REPO / "emonets-store" / "bench" / "composed")
     ap.add_argument("--store", type=Path, default=REPO / "emonets-store" / "bench" / "composed-store")
-    ap.add_argument("--per-class", type=int, default=14)
+    ap.add_argument("--per-class", type=int, default=0, help="clips per class and split (0: every pair the sources allow)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cnn-bundle", type=Path, default=None, help="a ConvNet trained by bench_face_cnn.py")
     ap.add_argument("--predict-clips", type=int, default=5)
     args = ap.parse_args()
 
     started = time.perf_counter()
-    composed = compose_dataset(shared / "fer2013", shared / "ravdess-speech", args.out, per_class=args.per_class,
+    composed = compose_dataset(shared / "fer2013", shared / "ravdess-speech", args.out, per_class=args.per_class or None,
                                seed=args.seed, workers=2)
     compose_s = time.perf_counter() - started
     configs = {"face_cnn": {"cnn_bundle": str(args.cnn_bundle)}} if args.cnn_bundle else None

@@ -13,7 +13,7 @@ and fingerprinted by the sha256 of its files. Stages:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,9 @@ def default_config(stage: str) -> Any:
     elif stage == "mouths":
         from emonets.mouths import MouthConfig as cls
     elif stage == "mfcc":
-        from emonets.mfcc import MfccConfig as cls
+        from emonets.mfcc import AUDIO_SPECIALIST_FEATURES
+
+        return AUDIO_SPECIALIST_FEATURES  # the 87-column set the audio specialist is tuned on
     elif stage == "motion":
         from emonets.motion_blocks import MotionConfig as cls
     else:
@@ -111,7 +113,7 @@ def config_from_dict(stage: str, data: dict[str, Any] | None) -> Any:
     for key, value in data.items():
         current = getattr(default, key)
         fields[key] = tuple(value) if isinstance(current, tuple) and isinstance(value, list) else value
-    return type(default)(**fields)
+    return replace(default, **fields)  # keys not given keep the stage's default
 
 
 def _problem(clip_id: str, path: str, stage: str, reason: str) -> dict:

@@ -13,7 +13,6 @@ import sys
 
 import pytest
 
-from data_catalog import Store
 from flows.extract_features import run_extract_features
 from tasks.ingest import ingest_root
 
@@ -81,7 +80,6 @@ def test_unknown_stage_is_a_clear_error(prefect_api, store):
 
 CRASHER = """
 import sys, time
-from data_catalog import Store
 from emonets.extraction import work_units, default_config
 from tasks.extract import run_extraction
 store = Store(sys.argv[1])

@@ -165,3 +165,12 @@ def test_audio_specialist_features_are_the_mfcc_plus_descriptors():
     for block in range(3):
         np.testing.assert_allclose(more[:, block * s:block * s + n], plain[:, block * n:(block + 1) * n],
                                    rtol=1e-5, atol=1e-3)
+
+
+def test_pipeline_extracts_the_audio_specialist_features_and_partial_configs_keep_them():
+    from emonets.extraction import config_from_dict, default_config
+    from emonets.mfcc import AUDIO_SPECIALIST_FEATURES
+
+    assert default_config("mfcc") == AUDIO_SPECIALIST_FEATURES
+    changed = config_from_dict("mfcc", {"hop_ms": 20.0})
+    assert changed.extras == AUDIO_SPECIALIST_FEATURES.extras and changed.hop_ms == 20.0

@@ -16,12 +16,8 @@ as extra training clips. On RAVDESS it was the single largest gain (benchmarks/b
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import math
 import shutil
 import tempfile
-import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +32,7 @@ from emonets.bundle import Bundle, load_bundle, save_bundle
 from emonets.specialists.audio_data import Augment, ClipFrames, collate, fit_normaliser, utterance_centre
 from emonets.specialists.audio_net import FrameMLP, top_pool
 from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
+from emonets.specialists.lightning_utils import EpochTimer, quiet_lightning, read_history
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,19 +122,6 @@ class AudioModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
-class _EpochTimer(L.Callback):
-    """Wall seconds of each training epoch (validation included)."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.seconds.append(time.perf_counter() - self._start)
-
-
 class AudioSpecialist(Specialist):
     """Clip-level emotion from (T, D) MFCC frames; see the module docstring."""
 
@@ -176,7 +160,7 @@ class AudioSpecialist(Specialist):
         if val_items is not None:
             val_loader = DataLoader(ClipFrames(val_items, val_labels), batch_size=64, collate_fn=collate)
         work = Path(c.log_dir) if c.log_dir else Path(tempfile.mkdtemp(prefix="emonets-audio-"))
-        timer = _EpochTimer()
+        timer = EpochTimer()
         callbacks: list[L.Callback] = [timer]
         checkpoint = None
         if val_loader is not None:
@@ -187,7 +171,7 @@ class AudioSpecialist(Specialist):
                                                                         patience=c.patience)]
         logger = L.pytorch.loggers.CSVLogger(work, name=f"seed{seed}", version=0)
         try:
-            with warnings.catch_warnings(), _quiet_lightning():
+            with warnings.catch_warnings(), quiet_lightning():
                 for noise in ("does not have many workers", "number of training batches", "no `val_dataloader`",
                               "LeafSpec"):
                     warnings.filterwarnings("ignore", message=f".*{noise}.*")
@@ -201,7 +185,7 @@ class AudioSpecialist(Specialist):
             if checkpoint is not None and checkpoint.best_model_path:
                 ckpt = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
                 module.load_state_dict(ckpt["state_dict"])
-            history = _read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
+            history = read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
         finally:
             if not c.log_dir:
                 shutil.rmtree(work, ignore_errors=True)
@@ -282,36 +266,3 @@ class AudioSpecialist(Specialist):
         model.history_ = metrics.pop("history", [])
         model.metrics_ = metrics
         return model
-
-
-@contextlib.contextmanager
-def _quiet_lightning():
-    """Hide Lightning's start-up banners (GPU available..., tips) for the duration of a fit."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def _read_history(csv_path: Path, seconds: list[float]) -> list[dict]:
-    """Per-epoch metrics from Lightning's CSVLogger (one row per epoch after merging)."""
-    import pandas as pd
-
-    rows: list[dict] = []
-    if csv_path.is_file():
-        df = pd.read_csv(csv_path)
-        if "epoch" in df:
-            merged = df.groupby("epoch").first().reset_index()
-            rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                    for r in merged.drop(columns=["step"], errors="ignore").to_dict("records")]
-    for i, row in enumerate(rows):
-        row["epoch"] = int(row["epoch"])
-        row["seconds"] = seconds[i] if i < len(seconds) else None
-    if not rows:
-        rows = [{"epoch": i, "seconds": s} for i, s in enumerate(seconds)]
-    return rows

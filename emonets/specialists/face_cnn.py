@@ -22,10 +22,10 @@ from sklearn.svm import SVC
 from torch.nn import functional as F
 
 from emonets.bundle import Bundle, load_bundle, save_bundle
-from emonets.specialists.audio import _EpochTimer, _quiet_lightning, _read_history
 from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
 from emonets.specialists.face_cnn_data import FaceDataModule
 from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
+from emonets.specialists.lightning_utils import EpochTimer, device_settings, quiet_lightning, read_history
 from emonets.temporal import segment_pool
 
 
@@ -50,6 +50,8 @@ class FaceCNNConfig:
     segments: int = 10
     log_dir: str | None = None
     deterministic: bool = False  # torch deterministic algorithms (slower; same seed -> same weights)
+    devices: int = 1  # >1: data-parallel (DDP) over that many GPUs, or CPU processes without a GPU
+    strategy: str = "auto"  # Lightning strategy when devices > 1 ("auto" = ddp_spawn; "ddp" for scripts)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
@@ -83,15 +85,17 @@ class FaceCNNModule(L.LightningModule):
             x = augment(x)
         logits = self.net(x.contiguous(memory_format=torch.channels_last))
         loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-        self.log("train_acc", (logits.argmax(1) == y).float().mean(), on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+        self.log("train_acc", (logits.argmax(1) == y).float().mean(), on_step=False, on_epoch=True, batch_size=len(y),
+                 sync_dist=True)
         return loss
 
     def validation_step(self, batch, _):
         images, y = batch
         logits = self(images) + self(images.flip(-1))
-        self.log("val_loss", F.cross_entropy(logits / 2, y), on_epoch=True, batch_size=len(y))
-        self.log("val_acc", (logits.argmax(1) == y).float().mean(), on_epoch=True, batch_size=len(y))
+        # sync_dist: under DDP each process sees a shard; checkpointing needs the all-rank figure
+        self.log("val_loss", F.cross_entropy(logits / 2, y), on_epoch=True, batch_size=len(y), sync_dist=True)
+        self.log("val_acc", (logits.argmax(1) == y).float().mean(), on_epoch=True, batch_size=len(y), sync_dist=True)
 
     def configure_optimizers(self):
         c = self.config
@@ -120,13 +124,14 @@ class FaceCNN(Specialist):
             raise ValueError(f"fit_frames needs (N, H, W) uint8 faces, got {images.shape}")
         self.size_ = int(images.shape[1])
         L.seed_everything(c.seed, workers=True, verbose=False)
-        gpu = torch.cuda.is_available()
-        data = FaceDataModule(images, labels, val_images, val_labels, batch_size=c.batch_size)
+        devices = device_settings(c.devices, c.strategy)
+        gpu = devices["accelerator"] == "gpu"
+        data = FaceDataModule(images, labels, val_images, val_labels, batch_size=c.batch_size, seed=c.seed)
         has_val = data.val_set is not None
-        module = FaceCNNModule(config=c.to_dict(), steps_per_epoch=data.steps_per_epoch()).to(
+        module = FaceCNNModule(config=c.to_dict(), steps_per_epoch=data.steps_per_epoch(c.devices)).to(
             memory_format=torch.channels_last)
         work = Path(work_dir or c.log_dir or tempfile.mkdtemp(prefix="emonets-face-cnn-"))
-        timer = _EpochTimer()
+        timer = EpochTimer()
         callbacks: list[L.Callback] = [timer]
         checkpoint = None
         if has_val:
@@ -135,12 +140,14 @@ class FaceCNN(Specialist):
             callbacks += [checkpoint, L.pytorch.callbacks.EarlyStopping(monitor="val_acc", mode="max",
                                                                         patience=c.patience)]
         logger = L.pytorch.loggers.CSVLogger(work, name="face_cnn", version=None)
+        _ = logger.version  # fix the version here, so spawned DDP workers write where we read
         started = time.perf_counter()
-        with warnings.catch_warnings(), _quiet_lightning():
-            warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|number of training batches).*")
+        with warnings.catch_warnings(), quiet_lightning():
+            for noise in ("does not have many workers", "LeafSpec", "number of training batches",
+                          "recommended to use `self.log"):  # the last: epoch_seconds is rank 0's own
+                warnings.filterwarnings("ignore", message=f".*{noise}.*")
             trainer = L.Trainer(
-                max_epochs=c.max_epochs, accelerator="auto", devices=1,
-                precision="bf16-mixed" if gpu else "32-true",
+                max_epochs=c.max_epochs, **devices,
                 max_time={"minutes": c.max_minutes} if c.max_minutes else None,
                 callbacks=callbacks, logger=logger, enable_progress_bar=False, enable_model_summary=False,
                 enable_checkpointing=checkpoint is not None, num_sanity_val_steps=0, log_every_n_steps=20,
@@ -151,16 +158,17 @@ class FaceCNN(Specialist):
             ckpt = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(ckpt["state_dict"])
         self.state_ = {k: v.detach().cpu().float().clone().contiguous() for k, v in module.net.state_dict().items()}
-        history = _read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
-        seconds = [s for s in timer.seconds if s]
+        history = read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
+        seconds = [h["seconds"] for h in history if h.get("seconds")]
         self.metrics_ = {
-            "epochs_trained": len(timer.seconds),
+            "epochs_trained": len(history),
             "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
             "train_seconds": time.perf_counter() - started,
             "device": "cuda" if gpu else "cpu",
+            "devices": c.devices,
+            "strategy": devices.get("strategy", "single device"),
             "params": int(sum(p.numel() for p in module.net.parameters())),
-            "best_val_acc": None if checkpoint is None or checkpoint.best_model_score is None
-            else float(checkpoint.best_model_score),
+            "best_val_acc": _best_val_acc(checkpoint, history),
             "history": history,
         }
         self.svm_ = None
@@ -258,6 +266,16 @@ class FaceCNN(Specialist):
             model.svm_ = _SoftmaxSVC(bundle.estimators["svm_softmax"])
         model.metrics_ = dict(bundle.metrics)
         return model
+
+
+def _best_val_acc(checkpoint, history: list[dict]) -> float | None:
+    """The checkpointed validation accuracy (from the history when DDP workers kept the score)."""
+    if checkpoint is None:
+        return None
+    if checkpoint.best_model_score is not None:
+        return float(checkpoint.best_model_score)
+    scores = [h["val_acc"] for h in history if h.get("val_acc") is not None]
+    return float(max(scores)) if scores else None
 
 
 def _fit_svm(x: np.ndarray, y: np.ndarray, *, C: float, gamma: float, seed: int):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
+
+from emonets.specialists.lightning_utils import ShardedBatches
 
 
 class FaceTensors(Dataset):
@@ -43,8 +45,9 @@ class FaceDataModule(L.LightningDataModule):
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None = None,
                  val_labels: np.ndarray | None = None, *, batch_size: int = 128, val_batch_size: int = 512,
-                 on_device: bool | None = None):
+                 on_device: bool | None = None, seed: int = 0):
         super().__init__()
+        self.seed = seed
         self.train_set = _tensors(images, labels)
         self.val_set = _tensors(val_images, val_labels) if val_images is not None and len(val_images) else None
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
@@ -56,17 +59,26 @@ class FaceDataModule(L.LightningDataModule):
             self.train_set = self.train_set.to(dev)
             self.val_set = self.val_set.to(dev) if self.val_set is not None else None
 
-    def steps_per_epoch(self) -> int:
-        n = len(self.train_set)
-        return max(1, n // self.batch_size) if n > self.batch_size else 1
+    def _shard(self) -> tuple[int, int]:
+        """(rank, world size) under DDP; (0, 1) otherwise."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def steps_per_epoch(self, world_size: int = 1) -> int:
+        """Optimiser steps per epoch in each of ``world_size`` processes."""
+        return len(ShardedBatches(len(self.train_set), self.batch_size, shuffle=True, drop_last=True,
+                                  world_size=world_size))
 
     def train_dataloader(self) -> DataLoader:
-        drop_last = len(self.train_set) > self.batch_size
-        sampler = BatchSampler(RandomSampler(range(len(self.train_set))), self.batch_size, drop_last)
+        rank, world = self._shard()
+        sampler = ShardedBatches(len(self.train_set), self.batch_size, shuffle=True, drop_last=True, seed=self.seed,
+                                 rank=rank, world_size=world)
         return DataLoader(self.train_set, sampler=sampler, batch_size=None)
 
     def val_dataloader(self):
         if self.val_set is None:
             return []
-        sampler = BatchSampler(SequentialSampler(range(len(self.val_set))), self.val_batch_size, False)
+        rank, world = self._shard()
+        sampler = ShardedBatches(len(self.val_set), self.val_batch_size, shuffle=False, drop_last=False,
+                                 rank=rank, world_size=world)
         return DataLoader(self.val_set, sampler=sampler, batch_size=None)

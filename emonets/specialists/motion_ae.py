@@ -11,9 +11,7 @@ as the fraction of variance left unexplained.
 
 from __future__ import annotations
 
-import logging
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+from emonets.specialists.lightning_utils import EpochTimer, quiet_lightning, read_history
 
 
 class SynchronyAE(nn.Module):
@@ -77,22 +77,6 @@ class SynchronyAEModule(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
-class _EpochTimer(L.Callback):
-    """Seconds per training epoch and the epoch-level losses, kept for the model's metrics."""
-
-    def __init__(self):
-        self.seconds: list[float] = []
-        self.history: list[dict] = []
-        self._t0 = 0.0
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self._t0 = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        self.seconds.append(time.perf_counter() - self._t0)
-        self.history.append({k: float(v) for k, v in trainer.callback_metrics.items()})
-
-
 def _loader(x: torch.Tensor, batch_size: int, *, shuffle: bool, seed: int) -> DataLoader:
     """Whole-batch indexing of a tensor (which may already live on the GPU): no per-row collation."""
     data = TensorDataset(x)
@@ -139,10 +123,6 @@ def train_autoencoder(x: np.ndarray, x_val: np.ndarray | None = None, *, n_hidde
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:  # Lightning's start-up banners; restored below
-        lg.setLevel(logging.WARNING)
     L.seed_everything(seed, workers=True, verbose=False)
     use_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     precision = "bf16-mixed" if use_gpu else "32-true"
@@ -158,23 +138,25 @@ def train_autoencoder(x: np.ndarray, x_val: np.ndarray | None = None, *, n_hidde
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
-        timer = _EpochTimer()
+        timer = EpochTimer()
         checkpoint = ModelCheckpoint(dirpath=root / "checkpoints", monitor=monitor, mode="min", save_top_k=1,
                                      save_weights_only=True, filename="best")
         callbacks = [timer, checkpoint]
         if has_val:
             callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=patience))
+        logger = CSVLogger(root, name="motion_ae")
         trainer = L.Trainer(max_epochs=max_epochs, accelerator="gpu" if use_gpu else "cpu", devices=1,
-                            precision=precision, callbacks=callbacks, logger=CSVLogger(root, name="motion_ae"),
+                            precision=precision, callbacks=callbacks, logger=logger,
                             enable_progress_bar=False, enable_model_summary=False, deterministic=True,
                             log_every_n_steps=1, num_sanity_val_steps=0)
         val_loader = None
         if has_val:
             val_loader = _loader(torch.as_tensor(np.asarray(x_val, np.float32)).to(device), 4096, shuffle=False,
                                  seed=seed)
-        with warnings.catch_warnings():  # Lightning's notes on an absent val split and its own internals
+        with warnings.catch_warnings(), quiet_lightning():  # notes on an absent val split, internals, banners
             warnings.filterwarnings("ignore", message=r".*(val_dataloader|LeafSpec|does not have many workers).*")
             trainer.fit(module, _loader(xt, batch_size, shuffle=True, seed=seed), val_loader)
+        history = read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
         net = SynchronyAE(x.shape[1], n_hidden)
         if checkpoint.best_model_path:
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
@@ -183,12 +165,10 @@ def train_autoencoder(x: np.ndarray, x_val: np.ndarray | None = None, *, n_hidde
             net.load_state_dict(module.net.state_dict())
     finally:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
         if tmp is not None:
             tmp.cleanup()
     net = net.float().cpu().eval()
-    return TrainResult(net, timer.seconds, timer.history, initial, reconstruction_error(net, x),
+    return TrainResult(net, timer.seconds, history, initial, reconstruction_error(net, x),
                        "gpu" if use_gpu else "cpu", precision)
 
 

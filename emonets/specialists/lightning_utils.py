@@ -1,0 +1,135 @@
+"""What every Lightning fit in the specialists shares: epoch timing, quiet start-up, the metric
+history from the CSV logger, and the Trainer's device/strategy settings (one device, or DDP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+
+class EpochTimer(L.Callback):
+    """Wall seconds of each training epoch (validation included).
+
+    The seconds are also logged as ``epoch_seconds``, so they reach the CSV log even when the
+    fit ran in spawned DDP processes (whose copies of this callback the caller never sees).
+    """
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        seconds = time.perf_counter() - self._start
+        self.seconds.append(seconds)
+        pl_module.log("epoch_seconds", seconds, on_step=False, on_epoch=True, rank_zero_only=True)
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Hide Lightning's start-up banners (GPU available..., tips) for the duration of a fit."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def read_history(csv_path: Path, seconds: list[float] | None = None) -> list[dict]:
+    """Per-epoch metrics from Lightning's CSVLogger (one row per epoch after merging).
+
+    ``seconds`` (from an EpochTimer in this process) wins over the logged ``epoch_seconds``.
+    """
+    import pandas as pd
+
+    seconds = list(seconds or [])
+    rows: list[dict] = []
+    if csv_path.is_file():
+        df = pd.read_csv(csv_path)
+        if "epoch" in df:
+            merged = df.groupby("epoch").first().reset_index()
+            rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                    for r in merged.drop(columns=["step"], errors="ignore").to_dict("records")]
+    for i, row in enumerate(rows):
+        row["epoch"] = int(row["epoch"])
+        logged = row.pop("epoch_seconds", None)
+        row["seconds"] = seconds[i] if i < len(seconds) else logged
+    if not rows:
+        rows = [{"epoch": i, "seconds": s} for i, s in enumerate(seconds)]
+    return rows
+
+
+def device_settings(devices: int = 1, strategy: str = "auto") -> dict[str, Any]:
+    """Trainer arguments for ``devices`` processes: GPUs when present, else CPU processes.
+
+    More than one device means data-parallel training (DDP). "auto" picks ``ddp_spawn``: it
+    starts its workers with multiprocessing, so it works from a Prefect task, a notebook or a
+    test, not only from a script (plain ``ddp`` re-runs ``sys.argv``; pass it for multi-GPU
+    jobs launched as scripts or by torchrun/SLURM). On the CPU each process gets an equal share of
+    the cores (Lightning sets the thread count).
+    """
+    if devices < 1:
+        raise ValueError(f"devices must be at least 1, not {devices}")
+    gpu = torch.cuda.is_available()
+    if gpu and devices > torch.cuda.device_count():
+        raise ValueError(f"asked for {devices} GPUs, this machine has {torch.cuda.device_count()}")
+    settings: dict[str, Any] = {"accelerator": "gpu" if gpu else "cpu", "devices": devices,
+                                "precision": "bf16-mixed" if gpu else "32-true"}
+    if devices > 1:
+        settings["strategy"] = "ddp_spawn" if strategy == "auto" else strategy
+        settings["use_distributed_sampler"] = False  # our loaders shard themselves (see ShardedBatches)
+    elif strategy != "auto":
+        settings["strategy"] = strategy
+    return settings
+
+
+class ShardedBatches(torch.utils.data.Sampler):
+    """Whole batches of row indices for one DDP rank (or all rows with one process).
+
+    Every rank draws the same permutation (seed + epoch) and takes its own stride of it, so the
+    ranks see disjoint rows each epoch; with ``drop_last`` all ranks get the same number of
+    batches. Lightning calls ``set_epoch`` before each epoch.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _rows(self) -> torch.Tensor:
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            order = torch.arange(self.n)
+        if self.drop_last and self.world_size > 1:
+            order = order[: self.n - self.n % self.world_size]
+        return order[self.rank::self.world_size]
+
+    def __iter__(self):
+        rows = self._rows()
+        stop = len(rows) - len(rows) % self.batch_size if self.drop_last and len(rows) > self.batch_size else len(rows)
+        for start in range(0, stop, self.batch_size):
+            yield rows[start:start + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        per_rank = len(self._rows())
+        if self.drop_last and per_rank > self.batch_size:
+            return per_rank // self.batch_size
+        return math.ceil(per_rank / self.batch_size)
