@@ -35,7 +35,7 @@ class FusionFit:
 
 def fit_fusion(predictions: pd.DataFrame, clips: pd.DataFrame, specialists: list[str], *,
                n_draws: int = 400_000, seed: int = 0) -> FusionFit:
-    """Fit mean, random-search and learned fusion on the validation split; score every clip."""
+    """Fit every fusion method (emonets.fusion.FUSERS) on the validation split; score every clip."""
     clip_ids, P, M = predictions_to_tensor(predictions, specialists)
     y = labels_of(clip_ids, clips)
     split = clips.set_index("clip_id")["split"].reindex(clip_ids).fillna("").to_numpy()
@@ -43,11 +43,8 @@ def fit_fusion(predictions: pd.DataFrame, clips: pd.DataFrame, specialists: list
     fit_rows = (split == fit_split) & (y >= 0)
     if not fit_rows.any():
         raise ValueError("fusion needs labelled clips in the val (or train) split")
-    fusers = {
-        "mean": FUSERS["mean"]().fit(P[fit_rows], M[fit_rows], y[fit_rows]),
-        "random_search": FUSERS["random_search"](n_draws=n_draws, seed=seed).fit(P[fit_rows], M[fit_rows], y[fit_rows]),
-        "learned": FUSERS["learned"](seed=seed).fit(P[fit_rows], M[fit_rows], y[fit_rows]),
-    }
+    fusers = {method: _make(method, seed=seed, n_draws=n_draws).fit(P[fit_rows], M[fit_rows], y[fit_rows])
+              for method in FUSERS}
     frames, metrics = [], {}
     label_names = clips.set_index("clip_id")["label"].reindex(clip_ids).fillna("").to_numpy()
     for method, fuser in fusers.items():
@@ -71,13 +68,20 @@ def choose_method(P: np.ndarray, M: np.ndarray, y: np.ndarray, *, seed: int = 0,
     from emonets.fusion import cross_val_accuracy
 
     def make(method: str):
-        return FUSERS[method](**({"n_draws": cv_draws, "seed": seed} if method == "random_search" else {}))
+        return _make(method, seed=seed, n_draws=cv_draws)
 
     folds = int(min(5, np.bincount(y).max(initial=0)))
     if folds < 2:
         return "random_search"
     cv = {m: cross_val_accuracy(lambda m=m: make(m), P, M, y, folds=folds, seed=seed) for m in FUSERS}
     return max(FUSERS, key=lambda m: (cv[m], m == "random_search"))
+
+
+def _make(method: str, *, seed: int, n_draws: int):
+    """An unfitted fuser: seeded where it draws, with the random search's draw count."""
+    if method == "random_search":
+        return FUSERS[method](n_draws=n_draws, seed=seed)
+    return FUSERS[method]() if method == "mean" else FUSERS[method](seed=seed)
 
 
 def _per_split(y: np.ndarray, pred: np.ndarray, split: np.ndarray) -> dict[str, dict]:

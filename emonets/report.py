@@ -25,7 +25,7 @@ from emonets.labels import LABEL_INDEX, PROB_COLUMNS
 
 SPLITS = ("train", "val", "test")
 PLOT_SPLITS = ("val", "test")
-FUSION_PREFERENCE = ("random_search", "learned", "mean")  # the default primary fusion: first one present
+FUSION_PREFERENCE = ("random_search", "log_linear", "learned", "mean")  # the default primary fusion: first one present
 
 
 def _with_truth(rows: pd.DataFrame, clips: pd.DataFrame) -> pd.DataFrame:

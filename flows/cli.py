@@ -167,7 +167,9 @@ def train_all_cmd(
         raise typer.Exit(2) from None
     rows = [[name, info["status"], info.get("scored", ""), summary["test_accuracy"].get(name, "—")]
             for name, info in summary["specialists"].items()]
-    rows += [[m, "fusion", "", summary["test_accuracy"].get(m, "—")] for m in ("mean", "random_search", "learned")]
+    from emonets.fusion import FUSERS
+
+    rows += [[m, "fusion", "", summary["test_accuracy"].get(m, "—")] for m in FUSERS]
     print_table("train-all", ["model", "status", "scored", "test accuracy"], rows)
     ex = summary["extraction"]
     console.print(f"extraction: {ex['computed']} computed, {ex['cached']} reused; fusion {summary['fusion']['status']} "

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from emonets.fused_model import FusedModel, fit_fusion
-from emonets.fusion import LearnedFusion, MeanFusion, RandomSearchFusion, predictions_to_tensor, weighted
+from emonets.fusion import (LearnedFusion, LogLinearFusion, MeanFusion, RandomSearchFusion, predictions_to_tensor,
+                            weighted)
 from emonets.labels import EMOTIONS, PROB_COLUMNS
 
 
@@ -258,7 +259,8 @@ def test_predictions_to_tensor_skips_nan_rows_and_unknown_specialists():
     assert out[0].argmax() == 1 and out[1].argmax() == 3 and np.allclose(out[2], 1 / 7)
 
 
-@pytest.mark.parametrize("fuser", [MeanFusion(), RandomSearchFusion(n_draws=500, refine_rounds=2), LearnedFusion()],
+@pytest.mark.parametrize("fuser", [MeanFusion(), RandomSearchFusion(n_draws=500, refine_rounds=2), LearnedFusion(),
+                                   LogLinearFusion()],
                          ids=lambda f: f.name)
 def test_fusers_round_trip_through_a_bundle(fuser, tmp_path):
     P, M, y = _complementary(n=80, seed=3)
@@ -278,3 +280,44 @@ def test_cross_validation_exposes_in_sample_optimism():
     learned_cv = cross_val_accuracy(LearnedFusion, P, M, y, folds=5, seed=0)
     assert learned_in_sample - learned_cv > 0.15
     assert cross_val_accuracy(LearnedFusion, P, M, y, folds=5, seed=0) == learned_cv  # seeded folds
+
+
+def _independent_views(n=600, seed=0, noise_specialist=True):
+    """Two weak specialists seeing independent evidence of the label, plus (optionally) one that
+    is pure noise: the case of face + voice + a chance-level specialist."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 7, n)
+    views = []
+    for _ in range(2):
+        logits = rng.normal(0, 1, (n, 7))
+        logits[np.arange(n), y] += 1.2
+        views.append(np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
+    if noise_specialist:
+        views.append(rng.dirichlet(np.ones(7) * 0.3, n))  # confident and useless
+    return np.stack(views, 1), np.ones((n, len(views)), bool), y
+
+
+def test_log_linear_fusion_ignores_a_useless_specialist_and_beats_each_view():
+    P, M, y = _independent_views()
+    fit = LogLinearFusion().fit(P[:300], M[:300], y[:300])
+    assert fit.weights_[2] < 0.2 * min(fit.weights_[:2])  # the noise specialist is (almost) dropped
+    test = slice(300, None)
+    fused = (fit.predict_proba(P[test], M[test]).argmax(1) == y[test]).mean()
+    singles = [(P[test, s].argmax(1) == y[test]).mean() for s in range(2)]
+    mean = (MeanFusion().fit(P, M).predict_proba(P[test], M[test]).argmax(1) == y[test]).mean()
+    assert fused > max(singles) + 0.05 and fused > mean
+
+
+def test_log_linear_fusion_with_missing_specialists_single_class_and_nobody():
+    P, M, y = _independent_views(n=60, noise_specialist=False)
+    M[::2, 0] = False
+    M[1::4, 1] = False
+    M[3, :] = False
+    fit = LogLinearFusion().fit(P, M, y)
+    out = fit.predict_proba(P, M)
+    assert np.allclose(out.sum(1), 1.0) and np.allclose(out[3], 1 / 7)
+    only_second = M[:, 1] & ~M[:, 0]
+    # a clip seen by one specialist keeps that specialist's ranking (bias aside, it is a power of it)
+    assert (out[only_second].argmax(1) == P[only_second, 1].argmax(1)).mean() > 0.8
+    one_class = LogLinearFusion().fit(P, M, np.full(60, 2))
+    assert (one_class.predict_proba(P, M)[M.any(1)].argmax(1) == 2).all()
