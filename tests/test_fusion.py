@@ -98,7 +98,7 @@ def test_fit_fusion_on_val_and_report_on_test(tmp_path):
     assert set(back_ids) == set(ids) and M2.sum() == M.sum()
     fit = fit_fusion(long, clips, ["face_cnn", "audio"], n_draws=5000)
     assert fit.fit_split == "val"
-    assert set(fit.fused["method"]) == {"mean", "random_search", "learned"}
+    assert set(fit.fused["method"]) == {"mean", "random_search", "learned", "log_linear"}
     assert fit.metrics["random_search"]["test"]["accuracy"] > fit.specialist_metrics["face_cnn"]["test"]["accuracy"]
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "bundle.json").write_text('{"kind": "audio"}')
