@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke runs)")
     ap.add_argument("--out", type=Path, default=REPO / "emonets-store" / "bench" / "face_cnn_bundle")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--devices", type=int, default=1,
+                    help="train data-parallel (DDP) on this many GPUs, or CPU processes without a GPU")
     args = ap.parse_args()
 
     import torch
@@ -96,7 +98,7 @@ def main() -> None:
     probe = FaceCNNConfig(widths=widths)
     per_epoch = seconds_per_epoch(probe, len(x_train))
     epochs = int(max(2, min(args.max_epochs, args.minutes * 60 / per_epoch)))
-    config = FaceCNNConfig(widths=widths, max_epochs=epochs, max_minutes=args.minutes * 1.25,
+    config = FaceCNNConfig(widths=widths, max_epochs=epochs, devices=args.devices, max_minutes=args.minutes * 1.25,
                            patience=max(8, epochs), log_dir=str(args.out.parent / "face_cnn_logs"))
     print(f"train {len(x_train)} faces, val {len(x_val)}; ~{per_epoch:.0f} s/epoch measured -> {epochs} epochs", flush=True)
     started = time.perf_counter()
@@ -115,11 +117,13 @@ def main() -> None:
         recall = cm[i, i] / max(1, cm[i].sum())
         print(f"{e:>9} " + " ".join(f"{v:8d}" for v in cm[i]) + f"   {recall:.3f}")
     m = model.metrics_
-    print(f"epochs {m['epochs_trained']}, {m['seconds_per_epoch']:.1f} s/epoch on {m['device']}, {m['params']} parameters, "
+    print(f"epochs {m['epochs_trained']}, {m['seconds_per_epoch']:.1f} s/epoch on {m['device']} x{args.devices}, "
+          f"{m['params']} parameters, "
           f"trained {train_seconds / 60:.1f} min; bundle {args.out}")
     print(json.dumps({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"],
                       "confusion": metrics["confusion"], "seconds_per_epoch": m["seconds_per_epoch"],
-                      "epochs": m["epochs_trained"], "device": m["device"], "params": m["params"],
+                      "epochs": m["epochs_trained"], "device": m["device"], "devices": m.get("devices", 1),
+                      "params": m["params"],
                       "train_minutes": round(train_seconds / 60, 2), "bundle": str(args.out)}))
 
 
