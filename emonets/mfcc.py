@@ -46,6 +46,9 @@ class MfccConfig:
     extras: tuple[str, ...] = ()
     pitch_fmin: float = 60.0
     pitch_fmax: float = 500.0
+    # Speed-perturbed copies written beside each clip's own frames (rows with clip_id
+    # "<clip>@<speed>"): training augmentation for the audio specialist (see speed_perturb).
+    speeds: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [e for e in self.extras if e not in EXTRAS]
@@ -56,6 +59,9 @@ class MfccConfig:
         if self.delta_width < 3 or self.delta_width % 2 == 0:
             raise ValueError("delta_width must be odd and >= 3")
         object.__setattr__(self, "extras", tuple(self.extras))
+        object.__setattr__(self, "speeds", tuple(float(v) for v in self.speeds))
+        if any(not 0.5 <= v <= 2.0 or v == 1.0 for v in self.speeds):
+            raise ValueError(f"speeds must lie in [0.5, 2] and differ from 1, got {self.speeds}")
 
     @property
     def win_length(self) -> int:
@@ -81,20 +87,27 @@ class MfccConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["extras"] = list(self.extras)
+        d["extras"], d["speeds"] = list(self.extras), list(self.speeds)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "MfccConfig":
         d = dict(d)
         d["extras"] = tuple(d.get("extras", ()))
+        d["speeds"] = tuple(d.get("speeds", ()))
         return cls(**d)
 
 
 # The frames the audio specialist is trained on: the paper's 22 MFCC + Δ + ΔΔ plus log energy,
-# pitch and 5 spectral-shape descriptors (87 columns). On RAVDESS (benchmarks/bench_audio.py)
-# they beat the plain 66 MFCC columns: 64.4% vs 56.7% on actors 15-18.
-AUDIO_SPECIALIST_FEATURES = MfccConfig(extras=("energy", "pitch", "spectral"))
+# pitch and 5 spectral-shape descriptors (87 columns), with copies at 0.9x and 1.1x speed for
+# training. On RAVDESS (benchmarks/bench_audio.py) they beat the plain 66 MFCC columns: 64.4% vs
+# 56.7% on actors 15-18.
+AUDIO_SPECIALIST_FEATURES = MfccConfig(extras=("energy", "pitch", "spectral"), speeds=(0.9, 1.1))
+
+
+def view_id(clip_id: str, speed: float) -> str:
+    """The clip id of a clip's speed-perturbed copy in the `mfcc` table."""
+    return f"{clip_id}@{speed:g}"
 
 
 def mfcc_frames(samples: np.ndarray, *, sr: int, config: MfccConfig = MfccConfig()) -> np.ndarray:
@@ -187,15 +200,23 @@ def extract_mfcc(path: Path | str, *, clip_id: str, config: MfccConfig = MfccCon
                  speed: float = 1.0) -> pd.DataFrame:
     """The catalog `mfcc` rows of one clip: clip_id, frame, t (s), coeffs (list of float32), duration (s).
 
-    ``speed`` != 1 extracts a speed-perturbed copy (training augmentation, see speed_perturb);
-    give it its own clip_id. Raises NoAudioError when the file has no audio track and MediaError
-    when it cannot be decoded (both name the file); a silent track gives finite features (see the
-    module docstring).
+    ``speed`` != 1 extracts only a speed-perturbed copy (give it its own clip_id). With speed 1,
+    the rows of ``config.speeds``' copies follow the clip's own, under ``view_id(clip_id, s)``.
+    Raises NoAudioError when the file has no audio track and MediaError when it cannot be decoded
+    (both name the file); a silent track gives finite features (see the module docstring).
     """
     samples = load_audio(path, sr=config.sr)
     if not np.all(np.isfinite(samples)):
         raise MediaError(f"{path}: decoded audio contains NaN or inf")
-    samples = speed_perturb(samples, factor=speed, sr=config.sr)
+    if speed != 1.0:
+        return _mfcc_rows(speed_perturb(samples, factor=speed, sr=config.sr), clip_id, config)
+    views = [_mfcc_rows(samples, clip_id, config)]
+    views += [_mfcc_rows(speed_perturb(samples, factor=s, sr=config.sr), view_id(clip_id, s), config)
+              for s in config.speeds]
+    return pd.concat(views, ignore_index=True) if len(views) > 1 else views[0]
+
+
+def _mfcc_rows(samples: np.ndarray, clip_id: str, config: MfccConfig) -> pd.DataFrame:
     feats = mfcc_frames(samples, sr=config.sr, config=config)
     n = feats.shape[0]
     return pd.DataFrame(

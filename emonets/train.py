@@ -24,7 +24,7 @@ import pandas as pd
 from emonets.evaluation import metrics_dict
 from emonets.labels import PROB_COLUMNS
 from emonets.specialists.base import ClipSet, Specialist
-from emonets.training_data import frames_and_labels, split_sets
+from emonets.training_data import SPECIALIST_TABLE, frames_and_labels, split_sets, with_views
 
 SPECIALISTS: tuple[str, ...] = ("face_cnn", "audio", "bag_of_mouths", "motion")
 
@@ -93,6 +93,9 @@ def train_specialist(
     else:
         if train is None or not (train.labels >= 0).any():
             raise ValueError(f"{name}: no labelled training clips with features (split 'train')")
+        if name == "audio":  # train on the speed-perturbed copies the mfcc stage wrote too
+            table, order = SPECIALIST_TABLE[name]
+            train = with_views(train, features, table, order)
         model = model_cls(cfg).fit(_labelled(train), _labelled(val) if val is not None else None)
     return score(model, name, clips, sets)
 

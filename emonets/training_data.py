@@ -84,6 +84,26 @@ def split_sets(clips: pd.DataFrame, features: pd.DataFrame, specialist: str) -> 
     return {split: clip_set(group, features, table, order) for split, group in clips.groupby("split")}
 
 
+def with_views(cs: ClipSet, features: pd.DataFrame, table: str, order: str) -> ClipSet:
+    """``cs`` plus the augmented copies the feature table holds for its clips.
+
+    A copy's rows carry the clip id "<clip>@<tag>" (e.g. the `mfcc` stage's speed-perturbed
+    copies, emonets.mfcc.view_id); each copy gets its clip's label. Only training sets should
+    be widened like this: copies are never scored or measured.
+    """
+    base = features["clip_id"].astype(str).str.rsplit("@", n=1).str[0]
+    is_view = (base != features["clip_id"].astype(str)) & base.isin(set(cs.clip_ids))
+    if not is_view.any():
+        return cs
+    views = features[is_view]
+    label_of = dict(zip(cs.clip_ids, cs.labels))
+    view_clips = pd.DataFrame({"clip_id": sorted(set(views["clip_id"]))})
+    view_clips["label"] = ""
+    extra = clip_set(view_clips, views, table, order)
+    labels = np.array([label_of[c.rsplit("@", 1)[0]] for c in extra.clip_ids], dtype=np.int64)
+    return ClipSet(cs.clip_ids + extra.clip_ids, cs.items + extra.items, np.concatenate([cs.labels, labels]))
+
+
 def frames_and_labels(cs: ClipSet) -> tuple[np.ndarray, np.ndarray]:
     """Every frame of every labelled clip with its clip's label (for frame-level training)."""
     keep = [i for i, lab in enumerate(cs.labels) if lab >= 0]

@@ -174,3 +174,26 @@ def test_pipeline_extracts_the_audio_specialist_features_and_partial_configs_kee
     assert default_config("mfcc") == AUDIO_SPECIALIST_FEATURES
     changed = config_from_dict("mfcc", {"hop_ms": 20.0})
     assert changed.extras == AUDIO_SPECIALIST_FEATURES.extras and changed.hop_ms == 20.0
+
+
+def test_speed_copies_are_written_beside_the_clip_and_widen_only_training_sets(make_clip):
+    from emonets.specialists.base import ClipSet
+    from emonets.training_data import clip_set, with_views
+
+    path = make_clip("tone.mp4", seconds=1.0)
+    rows = extract_mfcc(path, clip_id="c1", config=MfccConfig(speeds=(0.9, 1.1)))
+    assert sorted(set(rows["clip_id"])) == ["c1", "c1@0.9", "c1@1.1"]
+    own = rows[rows["clip_id"] == "c1"]
+    np.testing.assert_array_equal(mfcc_array(own), mfcc_array(extract_mfcc(path, clip_id="c1")))
+    n = rows["clip_id"].value_counts()
+    assert n["c1@0.9"] > n["c1"] > n["c1@1.1"]  # slower copy: more frames
+
+    clips = pd.DataFrame({"clip_id": ["c1", "c2"], "label": ["sad", "happy"]})
+    base = clip_set(clips, rows, "mfcc", "frame")
+    assert base.clip_ids == ["c1"]  # copies are never clips of their own
+    wide = with_views(base, rows, "mfcc", "frame")
+    assert wide.clip_ids == ["c1", "c1@0.9", "c1@1.1"] and (wide.labels == base.labels[0]).all()
+    assert with_views(ClipSet([], [], np.zeros(0, np.int64)), rows, "mfcc", "frame").clip_ids == []
+    with pytest.raises(ValueError):
+        MfccConfig(speeds=(1.0,))
+    assert MfccConfig.from_dict(MfccConfig(speeds=(0.9,)).to_dict()).speeds == (0.9,)
