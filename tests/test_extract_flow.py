@@ -80,6 +80,7 @@ def test_unknown_stage_is_a_clear_error(prefect_api, store):
 
 CRASHER = """
 import sys, time
+from data_catalog import Store
 from emonets.extraction import work_units, default_config
 from tasks.extract import run_extraction
 store = Store(sys.argv[1])
