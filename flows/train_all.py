@@ -85,7 +85,7 @@ def train_all(
         "clips": int(sum(i["clips"] for i in ingested)),
         "ingest_problems": int(sum(i["problems"] for i in ingested)),
         "extraction": {k: extraction[k] for k in ("computed", "cached", "failed", "problems", "face_found_rate")},
-        "specialists": {n: {k: v for k, v in r.items() if k in ("status", "scored", "unscored", "error")}
+        "specialists": {n: {k: v for k, v in r.items() if k in ("status", "scored", "unscored", "seconds", "error")}
                         for n, r in trained.items()},
         "fusion": {k: fusion[k] for k in ("status", "best_method", "bundle")},
         "report": report["report_dir"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import shutil
 from typing import Any
 
@@ -97,6 +98,7 @@ def run_training(specialist: str, store_root: str, config: dict | None = None,
 
     ``clip_partitions`` limits training to those data roots' clips (default: every ingested root).
     """
+    started = time.perf_counter()
     store = Store(store_root)
     inputs = training_inputs(store, specialist, config, max_epochs, clip_partitions)
     if is_current(store, specialist, inputs):
@@ -122,7 +124,8 @@ def run_training(specialist: str, store_root: str, config: dict | None = None,
     store.write("problems", problems, partition=f"score-{specialist}", inputs={"training": inputs["data"]})
     store.write("predictions", result.predictions, partition=specialist, inputs=inputs)
     return {"specialist": specialist, "status": "trained", "bundle": str(path), "metrics": result.metrics,
-            "scored": int(len(result.predictions)), "unscored": len(unscored)}
+            "scored": int(len(result.predictions)), "unscored": len(unscored),
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def _stamp_bundle(path, inputs: dict, metrics: dict) -> None:
