@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import shutil
+import time
 from typing import Any
 
 import pandas as pd
