@@ -145,16 +145,16 @@ def train_autoencoder(x: np.ndarray, x_val: np.ndarray | None = None, *, n_hidde
         if has_val:
             callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=patience))
         logger = CSVLogger(root, name="motion_ae")
-        trainer = L.Trainer(max_epochs=max_epochs, accelerator="gpu" if use_gpu else "cpu", devices=1,
-                            precision=precision, callbacks=callbacks, logger=logger,
-                            enable_progress_bar=False, enable_model_summary=False, deterministic=True,
-                            log_every_n_steps=1, num_sanity_val_steps=0)
         val_loader = None
         if has_val:
             val_loader = _loader(torch.as_tensor(np.asarray(x_val, np.float32)).to(device), 4096, shuffle=False,
                                  seed=seed)
         with warnings.catch_warnings(), quiet_lightning():  # notes on an absent val split, internals, banners
             warnings.filterwarnings("ignore", message=r".*(val_dataloader|LeafSpec|does not have many workers).*")
+            trainer = L.Trainer(max_epochs=max_epochs, accelerator="gpu" if use_gpu else "cpu", devices=1,
+                                precision=precision, callbacks=callbacks, logger=logger,
+                                enable_progress_bar=False, enable_model_summary=False, deterministic=True,
+                                log_every_n_steps=1, num_sanity_val_steps=0)
             trainer.fit(module, _loader(xt, batch_size, shuffle=True, seed=seed), val_loader)
         history = read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
         net = SynchronyAE(x.shape[1], n_hidden)
