@@ -54,11 +54,13 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict]]:
     """Submit a task for each stale (stage, unit); return the futures and the reused summaries.
 
     Partitions whose manifest already matches (same content sha256, config, library version)
-    are not submitted at all, so a no-change re-run creates no task runs. Submitted tasks are
-    still keyed on the same fingerprints for Prefect's own cache.
+    are not submitted at all, so a no-change re-run creates no task runs. What is submitted is
+    stale by construction, so it always runs (refresh_cache): after a clip changed and changed
+    back, Prefect's record of the first version must not stand in for a partition that now holds
+    the second.
     """
     store = Store(store_root)
-    task = extract_unit.with_options(result_storage=store.path("_prefect", "results"))
+    task = extract_unit.with_options(result_storage=store.path("_prefect", "results"), refresh_cache=True)
     futures, reused = [], []
 
     def current(stage: str, unit, upstream: dict | None) -> dict | None:

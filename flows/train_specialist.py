@@ -6,7 +6,7 @@ from prefect import flow
 
 from data_catalog import Store
 from flows.locking import exclusive_store
-from tasks.train import train_specialist_task
+from tasks.train import train_specialist_task, training_is_current
 
 
 @flow(name="train-specialist")
@@ -16,4 +16,8 @@ def train_specialist(specialist: str, store_root: str, config: dict | None = Non
     store = Store(store_root)
     with exclusive_store(store):
         task = train_specialist_task.with_options(result_storage=store.path("_prefect", "results"))
-        return task(specialist, str(store.root), config, max_epochs, clip_partitions)
+        args = (specialist, str(store.root), config, max_epochs, clip_partitions)
+        state = task(*args, return_state=True)
+        if state.name == "Cached" and not training_is_current(store, specialist, config, max_epochs, clip_partitions):
+            state = task.with_options(refresh_cache=True)(*args, return_state=True)  # the bundle was replaced since
+        return state.result()

@@ -26,6 +26,15 @@ def fused_path(store: Store):
     return store.path("models", "fused")
 
 
+def fusion_is_current(store: Store, specialists: list[str], clip_partitions: list[str], n_draws: int) -> bool:
+    """Whether the fused bundle was fitted on exactly these inputs (a cache hit is only trusted then)."""
+    desc_file = fused_path(store) / "bundle.json"
+    if not desc_file.is_file():
+        return False
+    inputs = json.loads(json.dumps(fusion_inputs(store, specialists, clip_partitions, n_draws)))
+    return json.loads(desc_file.read_text()).get("inputs") == inputs
+
+
 def fuse_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     store = Store(parameters["store_root"])
     inputs = fusion_inputs(store, parameters["specialists"], parameters["clip_partitions"], parameters["n_draws"])

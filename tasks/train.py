@@ -78,6 +78,13 @@ def is_current(store: Store, specialist: str, inputs: dict) -> bool:
             and predictions is not None and predictions.inputs == inputs)
 
 
+def training_is_current(store: Store, specialist: str, config: dict | None, max_epochs: int | None,
+                        clip_partitions: list[str] | None = None) -> bool:
+    """Whether the store holds this specialist's bundle and predictions for exactly these inputs
+    (a Prefect cache hit is only trusted when this is true)."""
+    return is_current(store, specialist, training_inputs(store, specialist, config, max_epochs, clip_partitions))
+
+
 def train_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     inputs = training_inputs(Store(parameters["store_root"]), parameters["specialist"],
                              parameters.get("config"), parameters.get("max_epochs"),

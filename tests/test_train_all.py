@@ -1,5 +1,6 @@
 """train-all end to end on a tiny generated dataset: trains, fuses, reports; a second run is all
-cache hits; an added clip recomputes only that clip's features and retrains."""
+cache hits; an added clip recomputes only that clip's features and retrains; removing it again
+retrains rather than trusting Prefect's cache of the first run."""
 
 from __future__ import annotations
 
@@ -62,6 +63,15 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
     assert third["extraction"]["computed"] == 4 and third["clips"] == 29
     assert {s["status"] for s in third["specialists"].values()} == {"trained"}
     assert third["fusion"]["status"] == "fitted"
+
+    # and removed again: the inputs are those of the first run, which Prefect's cache remembers,
+    # but the store's models are the third run's, so they must be retrained, not "reused"
+    extra.unlink()
+    fourth = _run(root, store)
+    assert fourth["clips"] == 28 and fourth["extraction"]["computed"] == 0
+    assert {s["status"] for s in fourth["specialists"].values()} == {"trained"}
+    assert fourth["fusion"]["status"] == "fitted"
+    assert fourth["specialists"]["audio"]["scored"] == first["specialists"]["audio"]["scored"]
 
 
 def test_train_all_rejects_unknown_specialist(prefect_api, tmp_path):
