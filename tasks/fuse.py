@@ -65,7 +65,8 @@ def run_fusion(store_root: str, specialists: list[str], clip_partitions: list[st
     fit = fit_fusion(predictions, clips, specialists, n_draws=n_draws)
     for method in fit.fusers:
         store.write("fused_predictions", fit.fused[fit.fused["method"] == method], partition=method, inputs=inputs)
-    metrics = {"fit_split": fit.fit_split, "methods": fit.metrics, "specialists": fit.specialist_metrics}
+    metrics = {"fit_split": fit.fit_split, "methods": fit.metrics, "specialists": fit.specialist_metrics,
+               "cv_accuracy": fit.cv_accuracy, "chosen_by": "one-standard-error rule on repeated 5-fold CV of val"}
     model = FusedModel({s: None for s in specialists}, fit.fusers[fit.best_method], fit.best_method)
     model.save(path, specialist_bundles={s: bundle_path(store, s) for s in specialists}, metrics=metrics, inputs=inputs)
     return {"status": "fitted", "bundle": str(path), "best_method": fit.best_method, "metrics": metrics}

@@ -321,3 +321,20 @@ def test_log_linear_fusion_with_missing_specialists_single_class_and_nobody():
     assert (out[only_second].argmax(1) == P[only_second, 1].argmax(1)).mean() > 0.8
     one_class = LogLinearFusion().fit(P, M, np.full(60, 2))
     assert (one_class.predict_proba(P, M)[M.any(1)].argmax(1) == 2).all()
+
+
+def test_choice_of_fusion_prefers_the_simplest_within_one_standard_error():
+    from emonets.fused_model import choose_method
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 7, 150)
+    one = rng.dirichlet(np.ones(7), 150)
+    one[np.arange(150), y] += 0.8
+    one /= one.sum(1, keepdims=True)
+    P = np.stack([one, one], 1)  # two copies of one specialist: nothing to gain from weighting them
+    method, cv = choose_method(P, np.ones((150, 2), bool), y, cv_draws=2000, repeats=2)
+    assert method == "mean" and set(cv) == {"mean", "log_linear", "random_search", "learned"}
+
+    P, M, y = _complementary(n=280, strength=0.6)  # each knows different classes: per-class weights pay
+    method, cv = choose_method(P, M, y, cv_draws=5000, repeats=2)
+    assert method in ("random_search", "learned") and cv[method] > cv["mean"] + 0.1
