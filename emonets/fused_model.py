@@ -63,6 +63,7 @@ def fit_fusion(predictions: pd.DataFrame, clips: pd.DataFrame, specialists: list
     return FusionFit(fusers, pd.concat(frames, ignore_index=True), metrics, fit_split, best, spec_metrics, cv)
 
 
+SELECTION_RULE = "one-standard-error rule on 3x repeated 5-fold CV of the fitting split"
 # Fewest parameters first: the order the one-standard-error rule prefers (s specialists).
 SIMPLICITY = ("mean", "log_linear", "random_search", "learned")  # 0, s + 7, 7s, 56s + 7 parameters
 

@@ -12,14 +12,16 @@ from prefect.cache_policies import CacheKeyFnPolicy
 
 from data_catalog import Store
 from emonets import __version__
-from emonets.fused_model import FusedModel, fit_fusion
+from emonets.fused_model import SELECTION_RULE, FusedModel, fit_fusion
+from emonets.fusion import FUSERS
 from tasks.train import bundle_path, partitions_fingerprint
 
 
 def fusion_inputs(store: Store, specialists: list[str], clip_partitions: list[str], n_draws: int) -> dict:
     data = partitions_fingerprint(store, "predictions", specialists) + partitions_fingerprint(store, "clips", clip_partitions)
     return {"data": hashlib.sha256(data.encode()).hexdigest(), "specialists": list(specialists),
-            "n_draws": n_draws, "library_version": __version__}
+            "n_draws": n_draws, "library_version": __version__,
+            "methods": list(FUSERS), "selection": SELECTION_RULE}  # a new fuser or rule re-fits
 
 
 def fused_path(store: Store):
@@ -66,7 +68,7 @@ def run_fusion(store_root: str, specialists: list[str], clip_partitions: list[st
     for method in fit.fusers:
         store.write("fused_predictions", fit.fused[fit.fused["method"] == method], partition=method, inputs=inputs)
     metrics = {"fit_split": fit.fit_split, "methods": fit.metrics, "specialists": fit.specialist_metrics,
-               "cv_accuracy": fit.cv_accuracy, "chosen_by": "one-standard-error rule on repeated 5-fold CV of val"}
+               "cv_accuracy": fit.cv_accuracy, "chosen_by": SELECTION_RULE}
     model = FusedModel({s: None for s in specialists}, fit.fusers[fit.best_method], fit.best_method)
     model.save(path, specialist_bundles={s: bundle_path(store, s) for s in specialists}, metrics=metrics, inputs=inputs)
     return {"status": "fitted", "bundle": str(path), "best_method": fit.best_method, "metrics": metrics}
