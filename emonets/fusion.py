@@ -108,6 +108,19 @@ def _labelled(P, M, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return P[keep], M[keep], y[keep]
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of class scores (n, 7)."""
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _softmax_scored(z: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """Softmax of the scores; a clip no specialist scored gets 1/7, like the other fusers."""
+    out = _softmax(z)
+    out[unscored(M)] = _UNIFORM
+    return out
+
+
 class MeanFusion:
     """The mean of the present specialists' probabilities (needs no labels)."""
 
@@ -358,12 +371,7 @@ class LearnedFusion:
 
     def predict_proba(self, P: np.ndarray, M: np.ndarray) -> np.ndarray:
         P, M = _check(P, M, self.coef_.shape[1] // (N_CLASSES + 1))
-        z = self._features(P, M) @ self.coef_.T + self.intercept_
-        z -= z.max(1, keepdims=True)
-        e = np.exp(z)
-        out = e / e.sum(1, keepdims=True)
-        out[unscored(M)] = _UNIFORM  # nothing to go on: uniform, like the other fusers
-        return out
+        return _softmax_scored(self._features(P, M) @ self.coef_.T + self.intercept_, M)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"coef": self.coef_, "intercept": self.intercept_}
@@ -412,10 +420,7 @@ class LogLinearFusion:
 
         def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
             w, b = theta[:n_spec], theta[n_spec:]
-            z = np.einsum("s,nsc->nc", w, logs) + b
-            z -= z.max(1, keepdims=True)
-            prob = np.exp(z)
-            prob /= prob.sum(1, keepdims=True)
+            prob = _softmax(np.einsum("s,nsc->nc", w, logs) + b)
             nll = -np.log(np.clip((prob * onehot).sum(1), 1e-300, None)).mean()
             err = (prob - onehot) / len(y)  # d nll / d z
             grad = np.concatenate([np.einsum("nc,nsc->s", err, logs), err.sum(0)])
@@ -431,12 +436,7 @@ class LogLinearFusion:
 
     def predict_proba(self, P: np.ndarray, M: np.ndarray) -> np.ndarray:
         P, M = _check(P, M, len(self.weights_))
-        z = np.einsum("s,nsc->nc", self.weights_, self._logs(P, M)) + self.bias_
-        z -= z.max(1, keepdims=True)
-        out = np.exp(z)
-        out /= out.sum(1, keepdims=True)
-        out[unscored(M)] = _UNIFORM  # nothing to go on: uniform, like the other fusers
-        return out
+        return _softmax_scored(np.einsum("s,nsc->nc", self.weights_, self._logs(P, M)) + self.bias_, M)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights_, "bias": self.bias_}

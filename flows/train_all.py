@@ -17,10 +17,10 @@ from emonets.train import SPECIALISTS
 from flows.extract_features import extract_features
 from flows.locking import exclusive_store
 from flows.runners import make_task_runner
-from tasks.fuse import fuse_task, fusion_is_current
+from tasks.fuse import fuse_in_flow
 from tasks.ingest import ingest_root
 from tasks.report import report_task
-from tasks.train import train_specialist_task, training_is_current
+from tasks.train import train_in_flow
 
 SPECIALIST_STAGES = {"face_cnn": ["faces"], "audio": ["mfcc"], "bag_of_mouths": ["faces", "mouths"], "motion": ["motion"]}
 
@@ -63,14 +63,9 @@ def train_all(
         extraction = extract_features.with_options(task_runner=make_task_runner(runner, dask_address=dask_address))(
             store_root=str(store.root), stages=stages, configs=configs.get("extract"), clip_ids=clip_ids)
         logger.info("extraction: %s computed, %s reused", extraction["computed"], extraction["cached"])
-        train = train_specialist_task.with_options(result_storage=store.path("_prefect", "results"))
         trained = {}
         for name in specialists:
-            args = (name, str(store.root), configs.get(name), max_epochs, partitions)
-            state = train(*args, return_state=True)
-            if state.name == "Cached" and not training_is_current(store, name, *args[2:]):
-                # the cache remembers these inputs, but the store's bundle was since replaced
-                state = train.with_options(refresh_cache=True)(*args, return_state=True)
+            state = train_in_flow(store, name, configs.get(name), max_epochs, partitions)
             result = state.result(raise_on_failure=False)
             if state.is_completed():
                 trained[name] = _reused_if_cached(state, result)
@@ -79,11 +74,7 @@ def train_all(
                 trained[name] = {"specialist": name, "status": "failed", "error": str(result)}
                 logger.warning("%s could not be trained: %s", name, result)
         usable = [n for n, r in trained.items() if r["status"] != "failed"]
-        fuse = fuse_task.with_options(result_storage=store.path("_prefect", "results"))
-        fuse_state = fuse(str(store.root), usable, partitions, fusion_draws, return_state=True)
-        if fuse_state.name == "Cached" and not fusion_is_current(store, usable, partitions, fusion_draws):
-            fuse_state = fuse.with_options(refresh_cache=True)(str(store.root), usable, partitions, fusion_draws,
-                                                                return_state=True)
+        fuse_state = fuse_in_flow(store, usable, partitions, fusion_draws)
         fusion = _reused_if_cached(fuse_state, fuse_state.result())
         report = report_task(str(store.root), partitions, usable)
     summary = {

@@ -6,7 +6,7 @@ from prefect import flow
 
 from data_catalog import Store
 from flows.locking import exclusive_store
-from tasks.train import train_specialist_task, training_is_current
+from tasks.train import train_in_flow
 
 
 @flow(name="train-specialist")
@@ -15,9 +15,4 @@ def train_specialist(specialist: str, store_root: str, config: dict | None = Non
     """Train ``specialist`` on split train (tuned on val) and write its predictions."""
     store = Store(store_root)
     with exclusive_store(store):
-        task = train_specialist_task.with_options(result_storage=store.path("_prefect", "results"))
-        args = (specialist, str(store.root), config, max_epochs, clip_partitions)
-        state = task(*args, return_state=True)
-        if state.name == "Cached" and not training_is_current(store, specialist, config, max_epochs, clip_partitions):
-            state = task.with_options(refresh_cache=True)(*args, return_state=True)  # the bundle was replaced since
-        return state.result()
+        return train_in_flow(store, specialist, config, max_epochs, clip_partitions).result()

@@ -28,15 +28,6 @@ def fused_path(store: Store):
     return store.path("models", "fused")
 
 
-def fusion_is_current(store: Store, specialists: list[str], clip_partitions: list[str], n_draws: int) -> bool:
-    """Whether the fused bundle was fitted on exactly these inputs (a cache hit is only trusted then)."""
-    desc_file = fused_path(store) / "bundle.json"
-    if not desc_file.is_file():
-        return False
-    inputs = json.loads(json.dumps(fusion_inputs(store, specialists, clip_partitions, n_draws)))
-    return json.loads(desc_file.read_text()).get("inputs") == inputs
-
-
 def fuse_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     store = Store(parameters["store_root"])
     inputs = fusion_inputs(store, parameters["specialists"], parameters["clip_partitions"], parameters["n_draws"])
@@ -72,3 +63,17 @@ def run_fusion(store_root: str, specialists: list[str], clip_partitions: list[st
     model = FusedModel({s: None for s in specialists}, fit.fusers[fit.best_method], fit.best_method)
     model.save(path, specialist_bundles={s: bundle_path(store, s) for s in specialists}, metrics=metrics, inputs=inputs)
     return {"status": "fitted", "bundle": str(path), "best_method": fit.best_method, "metrics": metrics}
+
+
+def fuse_in_flow(store: Store, specialists: list[str], clip_partitions: list[str], n_draws: int = 400_000):
+    """Run the fuse task in the calling flow; return its final state. A cache hit is trusted only
+    while the fused bundle in the store was fitted on these inputs (see tasks.train.train_in_flow)."""
+    task = fuse_task.with_options(result_storage=store.path("_prefect", "results"))
+    args = (str(store.root), specialists, clip_partitions, n_draws)
+    state = task(*args, return_state=True)
+    desc_file = fused_path(store) / "bundle.json"
+    inputs = json.loads(json.dumps(fusion_inputs(store, specialists, clip_partitions, n_draws)))
+    if state.name == "Cached" and not (desc_file.is_file()
+                                       and json.loads(desc_file.read_text()).get("inputs") == inputs):
+        state = task.with_options(refresh_cache=True)(*args, return_state=True)
+    return state

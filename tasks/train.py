@@ -78,13 +78,6 @@ def is_current(store: Store, specialist: str, inputs: dict) -> bool:
             and predictions is not None and predictions.inputs == inputs)
 
 
-def training_is_current(store: Store, specialist: str, config: dict | None, max_epochs: int | None,
-                        clip_partitions: list[str] | None = None) -> bool:
-    """Whether the store holds this specialist's bundle and predictions for exactly these inputs
-    (a Prefect cache hit is only trusted when this is true)."""
-    return is_current(store, specialist, training_inputs(store, specialist, config, max_epochs, clip_partitions))
-
-
 def train_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     inputs = training_inputs(Store(parameters["store_root"]), parameters["specialist"],
                              parameters.get("config"), parameters.get("max_epochs"),
@@ -160,3 +153,20 @@ def _eligible(clips: pd.DataFrame, specialist: str) -> set[str]:
 def _prediction_counts(store: Store, specialist: str) -> dict:
     manifest = store.manifest("predictions", specialist)
     return {"scored": manifest.rows if manifest else 0}
+
+
+def train_in_flow(store: Store, specialist: str, config: dict | None = None, max_epochs: int | None = None,
+                  clip_partitions: list[str] | None = None):
+    """Run the train task in the calling flow; return its final state.
+
+    A Prefect cache hit is trusted only while the store still holds the bundle made from these
+    inputs: after inputs A -> B -> A the cache remembers A's run, but the store holds B's model,
+    so the task is run again (refresh_cache).
+    """
+    task = train_specialist_task.with_options(result_storage=store.path("_prefect", "results"))
+    args = (specialist, str(store.root), config, max_epochs, clip_partitions)
+    state = task(*args, return_state=True)
+    if state.name == "Cached" and not is_current(
+            store, specialist, training_inputs(store, specialist, config, max_epochs, clip_partitions)):
+        state = task.with_options(refresh_cache=True)(*args, return_state=True)
+    return state

@@ -251,7 +251,7 @@ class FaceCNN(Specialist):
             config={"face_cnn": self.config.to_dict(), "size": self.size_},
             metrics=dict(getattr(self, "metrics_", {})),
             torch_states={"net": self.state_},
-            estimators=_svm_parts(getattr(self, "svm_", None)),
+            estimators={"svm": self.svm_} if getattr(self, "svm_", None) is not None else {},
         )
         return save_bundle(path, bundle)
 
@@ -262,8 +262,6 @@ class FaceCNN(Specialist):
         model.size_ = int(bundle.config["size"])
         model.state_ = bundle.torch_states["net"]
         model.svm_ = bundle.estimators.get("svm")
-        if "svm_softmax" in bundle.estimators:
-            model.svm_ = _SoftmaxSVC(bundle.estimators["svm_softmax"])
         model.metrics_ = dict(bundle.metrics)
         return model
 
@@ -276,48 +274,3 @@ def _best_val_acc(checkpoint, history: list[dict]) -> float | None:
         return float(checkpoint.best_model_score)
     scores = [h["val_acc"] for h in history if h.get("val_acc") is not None]
     return float(max(scores)) if scores else None
-
-
-def _fit_svm(x: np.ndarray, y: np.ndarray, *, C: float, gamma: float, seed: int):
-    """An RBF SVM with calibrated probabilities (Platt scaling on held-out folds).
-
-    scikit-learn 1.9 deprecates SVC(probability=True); its replacement is a calibrated wrapper.
-    With fewer than two clips in some class there are no folds to calibrate on: the SVM's
-    one-vs-rest decision values are then turned into probabilities by a softmax.
-    """
-    from sklearn.calibration import CalibratedClassifierCV
-
-    smallest = int(np.bincount(y)[np.unique(y)].min())
-    if smallest >= 2:
-        folds = min(5, smallest)
-        return CalibratedClassifierCV(SVC(C=C, kernel="rbf", gamma=gamma, random_state=seed),
-                                      cv=folds, ensemble=False).fit(x, y)
-    return _SoftmaxSVC(SVC(C=C, kernel="rbf", gamma=gamma, decision_function_shape="ovr",
-                           random_state=seed).fit(x, y))
-
-
-class _SoftmaxSVC:
-    """predict / predict_proba of an uncalibrated SVC via a softmax of its decision values."""
-
-    def __init__(self, svc: SVC):
-        self.svc = svc
-        self.classes_ = svc.classes_
-
-    def predict(self, x):
-        return self.svc.predict(x)
-
-    def predict_proba(self, x):
-        d = np.atleast_2d(self.svc.decision_function(x))
-        if len(self.classes_) == 2:
-            d = np.hstack([-d.T, d.T]) if d.shape[0] == 1 else np.column_stack([-d[:, 0], d[:, 0]])
-        e = np.exp(d - d.max(1, keepdims=True))
-        return e / e.sum(1, keepdims=True)
-
-
-def _svm_parts(svm) -> dict:
-    """The SVM as plain scikit-learn estimators (what skops can store and load safely)."""
-    if svm is None:
-        return {}
-    if isinstance(svm, _SoftmaxSVC):
-        return {"svm_softmax": svm.svc}
-    return {"svm": svm}
