@@ -51,7 +51,9 @@ def seconds_per_epoch(config, n_train: int, batches: int = 6) -> float:
     from torch.nn import functional as F
 
     from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
+    from emonets.specialists.lightning_utils import resolve_precision
 
+    bf16 = resolve_precision(config.precision).startswith("bf16")
     net = FaceNet(widths=config.widths, convs=config.convs).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters())
     x = torch.randint(0, 255, (config.batch_size, 48, 48), dtype=torch.uint8)
@@ -59,8 +61,9 @@ def seconds_per_epoch(config, n_train: int, batches: int = 6) -> float:
     for i in range(batches + 1):
         if i == 1:
             start = time.perf_counter()
-        out = net(augment(to_input(x)).contiguous(memory_format=torch.channels_last))
-        loss = F.cross_entropy(out, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and not torch.cuda.is_available()):
+            out = net(augment(to_input(x)).contiguous(memory_format=torch.channels_last))
+            loss = F.cross_entropy(out.float(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -77,6 +80,8 @@ def main() -> None:
                     help="training time budget (the epoch count is sized to it; Trainer max_time = 1.25x)")
     ap.add_argument("--max-epochs", type=int, default=60)
     ap.add_argument("--widths", default="32,64,128,256")
+    ap.add_argument("--convs", default="1,1,2,2", help="convolutions per block (one entry per width)")
+    ap.add_argument("--precision", default="auto", help='"auto" (bf16 where native), "32-true", "bf16-mixed"')
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke runs)")
     ap.add_argument("--out", type=Path, default=REPO / "emonets-store" / "bench" / "face_cnn_bundle")
     ap.add_argument("--threads", type=int, default=0)
@@ -95,10 +100,11 @@ def main() -> None:
         pick = np.random.default_rng(0).permutation(len(x_train))[: args.limit]
         x_train, y_train = x_train[pick], y_train[pick]
     widths = tuple(int(w) for w in args.widths.split(","))
-    probe = FaceCNNConfig(widths=widths)
+    convs = tuple(int(c) for c in args.convs.split(","))
+    probe = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision)
     per_epoch = seconds_per_epoch(probe, len(x_train))
     epochs = int(max(2, min(args.max_epochs, args.minutes * 60 / per_epoch)))
-    config = FaceCNNConfig(widths=widths, max_epochs=epochs, devices=args.devices, max_minutes=args.minutes * 1.25,
+    config = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision, max_epochs=epochs, devices=args.devices, max_minutes=args.minutes * 1.25,
                            patience=max(8, epochs), log_dir=str(args.out.parent / "face_cnn_logs"))
     print(f"train {len(x_train)} faces, val {len(x_val)}; ~{per_epoch:.0f} s/epoch measured -> {epochs} epochs", flush=True)
     started = time.perf_counter()
@@ -117,12 +123,14 @@ def main() -> None:
         recall = cm[i, i] / max(1, cm[i].sum())
         print(f"{e:>9} " + " ".join(f"{v:8d}" for v in cm[i]) + f"   {recall:.3f}")
     m = model.metrics_
-    print(f"epochs {m['epochs_trained']}, {m['seconds_per_epoch']:.1f} s/epoch on {m['device']} x{args.devices}, "
+    print(f"epochs {m['epochs_trained']}, {m['seconds_per_epoch']:.1f} s/epoch on {m['device']} x{args.devices} "
+          f"({m.get('precision')}), "
           f"{m['params']} parameters, "
           f"trained {train_seconds / 60:.1f} min; bundle {args.out}")
     print(json.dumps({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"],
                       "confusion": metrics["confusion"], "seconds_per_epoch": m["seconds_per_epoch"],
                       "epochs": m["epochs_trained"], "device": m["device"], "devices": m.get("devices", 1),
+                      "precision": m.get("precision"),
                       "params": m["params"],
                       "train_minutes": round(train_seconds / 60, 2), "bundle": str(args.out)}))
 

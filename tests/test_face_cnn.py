@@ -3,6 +3,8 @@ the time-pooled SVM stage, bundle round trip, and a smoke run on real FER-2013 f
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from emonets.specialists.base import ClipSet
 from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
 from emonets.specialists.face_cnn_data import FaceDataModule
 from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
+from emonets.specialists.lightning_utils import cpu_has_fast_bf16, resolve_precision
 
 torch.set_num_threads(1)
 
@@ -191,6 +194,36 @@ def test_save_load_round_trip_identical(trained, tmp_path):
     net_only = FaceCNN.load(tmp_path / "net_only")
     assert net_only.svm_ is None
     np.testing.assert_allclose(net_only.predict_proba(test)[0], trained.predict_frames(test.items[0]).mean(0), rtol=1e-6)
+
+
+def test_ensemble_averages_its_members_and_round_trips(trained, tmp_path):
+    x, y = stripe_set(256, seed=1)
+    other = FaceCNN(replace(TINY, widths=(8, 8), seed=1)).fit_frames(x, y)
+    both = FaceCNN.ensemble([trained, other])
+    faces, labels = stripe_set(64, seed=2)
+    np.testing.assert_allclose(both.predict_frames(faces),
+                               (trained.predict_frames(faces) + other.predict_frames(faces)) / 2, rtol=1e-5, atol=1e-6)
+    assert (both.predict_frames(faces).argmax(1) == labels).mean() >= 0.9
+    assert both.metrics_["params"] == trained.metrics_["params"] + other.metrics_["params"]
+    both.fit(order_clips(48, 20))  # the SVM stage works on the ensemble's frame probabilities
+    back = FaceCNN.load(both.save(tmp_path / "ensemble"))
+    assert [c.widths for c, _ in back.members_] == [(8, 8)]
+    test = order_clips(12, 21)
+    np.testing.assert_array_equal(back.predict_proba(test), both.predict_proba(test))
+    nested = FaceCNN.ensemble([back, trained])  # members of members are kept, flat
+    assert len(nested.members_) == 2
+    big = FaceCNN(replace(TINY, max_epochs=1)).fit_frames(np.zeros((32, 32, 32), np.uint8), np.arange(32) % 2)
+    with pytest.raises(ValueError, match="same face size"):
+        FaceCNN.ensemble([trained, big])
+    with pytest.raises(ValueError):
+        FaceCNN.ensemble([])
+
+
+def test_precision_auto_uses_bf16_only_where_the_cpu_runs_it(trained):
+    assert resolve_precision("auto", gpu=True) == "bf16-mixed"
+    assert resolve_precision("auto", gpu=False) == ("bf16-mixed" if cpu_has_fast_bf16() else "32-true")
+    assert resolve_precision("32-true", gpu=True) == "32-true"
+    assert trained.metrics_["precision"] == resolve_precision("auto")
 
 
 def test_real_fer_faces_smoke(shared):

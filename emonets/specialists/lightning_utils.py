@@ -73,8 +73,28 @@ def read_history(csv_path: Path, seconds: list[float] | None = None) -> list[dic
     return rows
 
 
-def device_settings(devices: int = 1, strategy: str = "auto") -> dict[str, Any]:
+def cpu_has_fast_bf16() -> bool:
+    """True where oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str = "auto", *, gpu: bool | None = None) -> str:
+    """"auto": bf16 mixed precision on a GPU, and on a CPU with native bf16 (1.8-2.7x faster
+    convolutions measured here); float32 otherwise. Any other value is passed to Lightning as is."""
+    if precision != "auto":
+        return precision
+    gpu = torch.cuda.is_available() if gpu is None else gpu
+    return "bf16-mixed" if gpu or cpu_has_fast_bf16() else "32-true"
+
+
+def device_settings(devices: int = 1, strategy: str = "auto", precision: str | None = None) -> dict[str, Any]:
     """Trainer arguments for ``devices`` processes: GPUs when present, else CPU processes.
+
+    ``precision`` None keeps the old rule (bf16 mixed on a GPU, float32 on a CPU); "auto" also
+    uses bf16 on CPUs that run it natively (see ``resolve_precision``).
 
     More than one device means data-parallel training (DDP). "auto" picks ``ddp_spawn``: it
     starts its workers with multiprocessing, so it works from a Prefect task, a notebook or a
@@ -88,7 +108,8 @@ def device_settings(devices: int = 1, strategy: str = "auto") -> dict[str, Any]:
     if gpu and devices > torch.cuda.device_count():
         raise ValueError(f"asked for {devices} GPUs, this machine has {torch.cuda.device_count()}")
     settings: dict[str, Any] = {"accelerator": "gpu" if gpu else "cpu", "devices": devices,
-                                "precision": "bf16-mixed" if gpu else "32-true"}
+                                "precision": ("bf16-mixed" if gpu else "32-true") if precision is None
+                                else resolve_precision(precision, gpu=gpu)}
     if devices > 1:
         settings["strategy"] = "ddp_spawn" if strategy == "auto" else strategy
         settings["use_distributed_sampler"] = False  # our loaders shard themselves (see ShardedBatches)

@@ -1,0 +1,74 @@
+"""Measure trained face ConvNets, alone and averaged as one ensemble, on FER-2013 val.
+
+Each bundle comes from ``bench_face_cnn.py`` (or ``emonets train face_cnn``). Prints each
+member's accuracy, the ensemble's accuracy, per-class recall and confusion matrix, writes the
+ensemble as one face_cnn bundle (usable as ``{"cnn_bundle": ...}`` in the pipeline), and ends
+with one JSON object.
+
+    python benchmarks/bench_face_ensemble.py A/face_cnn_bundle B/face_cnn_bundle --out E/face_cnn_bundle
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_face_cnn import load_split  # noqa: E402
+
+from emonets.evaluation import metrics_dict  # noqa: E402
+from emonets.labels import EMOTIONS  # noqa: E402
+from emonets.specialists.face_cnn import FaceCNN  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("bundles", type=Path, nargs="+")
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("EMONETS_SHARED_DATA", REPO.parent / "shared" / "data")) / "fer2013")
+    ap.add_argument("--out", type=Path, default=None, help="write the ensemble bundle here")
+    args = ap.parse_args()
+
+    x_val, y_val = load_split(args.data, "val", REPO / "emonets-store" / "bench")
+    models = [FaceCNN.load(b) for b in args.bundles]
+    members = []
+    for path, model in zip(args.bundles, models):
+        started = time.perf_counter()
+        acc = float((model.predict_frames(x_val).argmax(1) == y_val).mean())
+        members.append({"bundle": str(path), "accuracy": acc, "params": model.metrics_.get("params"),
+                        "widths": list(model.config.widths), "convs": list(model.config.convs),
+                        "seconds": round(time.perf_counter() - started, 2)})
+        print(f"member {path}: accuracy {acc:.4f} ({model.metrics_.get('params')} parameters)")
+    ensemble = FaceCNN.ensemble(models)
+    started = time.perf_counter()
+    probs = ensemble.predict_frames(x_val)
+    predict_seconds = time.perf_counter() - started
+    metrics = metrics_dict(y_val, probs.argmax(1))
+    if args.out:
+        ensemble.metrics_["val"] = metrics
+        ensemble.save(args.out)
+
+    cm = np.asarray(metrics["confusion"])
+    print(f"\nensemble of {len(models)} on FER-2013 val ({len(y_val)} faces): accuracy {metrics['accuracy']:.4f}, "
+          f"macro-F1 {metrics['macro_f1']:.4f}; {1000 * predict_seconds / len(y_val):.2f} ms a face (with mirror)")
+    print("confusion (rows: true, cols: predicted)")
+    print("          " + " ".join(f"{e[:7]:>8}" for e in EMOTIONS) + "   recall")
+    for i, e in enumerate(EMOTIONS):
+        print(f"{e:>9} " + " ".join(f"{v:8d}" for v in cm[i]) + f"   {cm[i, i] / max(1, cm[i].sum()):.3f}")
+    print(json.dumps({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"],
+                      "confusion": metrics["confusion"], "members": members,
+                      "params": ensemble.metrics_["params"],
+                      "ms_per_face": round(1000 * predict_seconds / len(y_val), 3),
+                      "bundle": str(args.out) if args.out else None}))
+
+
+if __name__ == "__main__":
+    main()
