@@ -95,7 +95,7 @@ def train_specialist(
             raise ValueError(f"{name}: no labelled training clips with features (split 'train')")
         if name == "audio":  # train on the speed-perturbed copies the mfcc stage wrote too
             table, order = SPECIALIST_TABLE[name]
-            train = with_views(train, features, table, order)
+            train = with_views(train, features, table, order, real_clip_ids=set(clips["clip_id"].astype(str)))
         model = model_cls(cfg).fit(_labelled(train), _labelled(val) if val is not None else None)
     return score(model, name, clips, sets)
 

@@ -92,15 +92,19 @@ def split_sets(clips: pd.DataFrame, features: pd.DataFrame, specialist: str) -> 
     return {split: clip_set(group, features, table, order) for split, group in clips.groupby("split")}
 
 
-def with_views(cs: ClipSet, features: pd.DataFrame, table: str, order: str) -> ClipSet:
+def with_views(cs: ClipSet, features: pd.DataFrame, table: str, order: str,
+               real_clip_ids: set[str] | frozenset[str] = frozenset()) -> ClipSet:
     """``cs`` plus the augmented copies the feature table holds for its clips.
 
     A copy's rows carry the clip id "<clip>@<tag>" (e.g. the `mfcc` stage's speed-perturbed
     copies, emonets.mfcc.view_id); each copy gets its clip's label. Only training sets should
-    be widened like this: copies are never scored or measured.
+    be widened like this: copies are never scored or measured. ``real_clip_ids`` (every clip of
+    the dataset) guards the convention: a clip whose own id looks like "<clip>@<tag>" is a clip,
+    never a copy.
     """
-    base = features["clip_id"].astype(str).str.rsplit("@", n=1).str[0]
-    is_view = (base != features["clip_id"].astype(str)) & base.isin(set(cs.clip_ids))
+    ids = features["clip_id"].astype(str)
+    base = ids.str.rsplit("@", n=1).str[0]
+    is_view = (base != ids) & base.isin(set(cs.clip_ids)) & ~ids.isin(set(real_clip_ids) | set(cs.clip_ids))
     if not is_view.any():
         return cs
     views = features[is_view]

@@ -194,6 +194,8 @@ def test_speed_copies_are_written_beside_the_clip_and_widen_only_training_sets(m
     wide = with_views(base, rows, "mfcc", "frame")
     assert wide.clip_ids == ["c1", "c1@0.9", "c1@1.1"] and (wide.labels == base.labels[0]).all()
     assert with_views(ClipSet([], [], np.zeros(0, np.int64)), rows, "mfcc", "frame").clip_ids == []
+    # a real clip named like a copy ("c1@0.9", say in another split) stays a clip, not c1's copy
+    assert with_views(base, rows, "mfcc", "frame", real_clip_ids={"c1", "c1@0.9"}).clip_ids == ["c1", "c1@1.1"]
     with pytest.raises(ValueError):
         MfccConfig(speeds=(1.0,))
     assert MfccConfig.from_dict(MfccConfig(speeds=(0.9,)).to_dict()).speeds == (0.9,)
