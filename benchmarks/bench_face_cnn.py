@@ -79,8 +79,8 @@ def main() -> None:
     ap.add_argument("--max-minutes", "--minutes", dest="minutes", type=float, default=60.0,
                     help="training time budget (the epoch count is sized to it; Trainer max_time = 1.25x)")
     ap.add_argument("--max-epochs", type=int, default=60)
-    ap.add_argument("--widths", default="32,64,128,256")
-    ap.add_argument("--convs", default="1,1,2,2", help="convolutions per block (one entry per width)")
+    ap.add_argument("--widths", default="32,96,192,384")
+    ap.add_argument("--convs", default="1,2,2,2", help="convolutions per block (one entry per width)")
     ap.add_argument("--precision", default="auto", help='"auto" (bf16 where native), "32-true", "bf16-mixed"')
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke runs)")
     ap.add_argument("--out", type=Path, default=REPO / "emonets-store" / "bench" / "face_cnn_bundle")
