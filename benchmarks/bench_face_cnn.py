@@ -53,7 +53,7 @@ def seconds_per_epoch(config, n_train: int, batches: int = 6) -> float:
     from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
     from emonets.specialists.lightning_utils import resolve_precision
 
-    bf16 = resolve_precision(config.precision).startswith("bf16")
+    bf16 = resolve_precision(config.precision, gpu=False).startswith("bf16")  # the probe runs on the CPU
     net = FaceNet(widths=config.widths, convs=config.convs).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters())
     x = torch.randint(0, 255, (config.batch_size, 48, 48), dtype=torch.uint8)
@@ -61,7 +61,7 @@ def seconds_per_epoch(config, n_train: int, batches: int = 6) -> float:
     for i in range(batches + 1):
         if i == 1:
             start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and not torch.cuda.is_available()):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = net(augment(to_input(x)).contiguous(memory_format=torch.channels_last))
             loss = F.cross_entropy(out.float(), y)
         opt.zero_grad()
@@ -104,7 +104,8 @@ def main() -> None:
     probe = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision)
     per_epoch = seconds_per_epoch(probe, len(x_train))
     epochs = int(max(2, min(args.max_epochs, args.minutes * 60 / per_epoch)))
-    config = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision, max_epochs=epochs, devices=args.devices, max_minutes=args.minutes * 1.25,
+    config = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision, max_epochs=epochs, devices=args.devices,
+                           max_minutes=args.minutes * 1.25,
                            patience=max(8, epochs), log_dir=str(args.out.parent / "face_cnn_logs"))
     print(f"train {len(x_train)} faces, val {len(x_val)}; ~{per_epoch:.0f} s/epoch measured -> {epochs} epochs", flush=True)
     started = time.perf_counter()

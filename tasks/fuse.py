@@ -71,9 +71,14 @@ def fuse_in_flow(store: Store, specialists: list[str], clip_partitions: list[str
     task = fuse_task.with_options(result_storage=store.path("_prefect", "results"))
     args = (str(store.root), specialists, clip_partitions, n_draws)
     state = task(*args, return_state=True)
-    desc_file = fused_path(store) / "bundle.json"
-    inputs = json.loads(json.dumps(fusion_inputs(store, specialists, clip_partitions, n_draws)))
-    if state.name == "Cached" and not (desc_file.is_file()
-                                       and json.loads(desc_file.read_text()).get("inputs") == inputs):
+    if state.name == "Cached" and not _fused_bundle_matches(store, specialists, clip_partitions, n_draws):
         state = task.with_options(refresh_cache=True)(*args, return_state=True)
     return state
+
+
+def _fused_bundle_matches(store: Store, specialists: list[str], clip_partitions: list[str], n_draws: int) -> bool:
+    desc_file = fused_path(store) / "bundle.json"
+    if not desc_file.is_file():
+        return False
+    inputs = json.loads(json.dumps(fusion_inputs(store, specialists, clip_partitions, n_draws)))
+    return json.loads(desc_file.read_text()).get("inputs") == inputs

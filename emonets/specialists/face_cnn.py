@@ -114,6 +114,7 @@ class FaceCNN(Specialist):
     def __init__(self, config: FaceCNNConfig = FaceCNNConfig(), *, svm_C: tuple[float, ...] | None = None):
         """Store the settings only; ``svm_C`` (if given) replaces the config's SVM C candidates."""
         self.config = config if svm_C is None else replace(config, svm_C=tuple(svm_C))
+        self.members_: list[tuple[FaceCNNConfig, dict]] = []  # further ConvNets of an ensemble
 
     # -- stage 1: the ConvNet on single faces ----------------------------------------------
     def fit_frames(self, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None = None,
@@ -178,11 +179,13 @@ class FaceCNN(Specialist):
             shutil.rmtree(work, ignore_errors=True)
         return self
 
+    def _all_members(self) -> list[tuple[FaceCNNConfig, dict]]:
+        """(config, state dict) of this model's ConvNet, then of any ensemble members."""
+        return [(self.config, self.state_)] + self.members_
+
     def _nets(self) -> list[FaceNet]:
-        """This model's ConvNet, then those of any ensemble members (see ``ensemble``)."""
-        members = [(self.config, self.state_)] + list(getattr(self, "members_", []))
         nets = []
-        for c, state in members:
+        for c, state in self._all_members():
             net = FaceNet(widths=c.widths, convs=c.convs, dropout=c.dropout, head_dropout=c.head_dropout)
             net.load_state_dict(state)
             nets.append(net.eval().to(memory_format=torch.channels_last))
@@ -204,7 +207,7 @@ class FaceCNN(Specialist):
         first = models[0]
         out = cls(first.config)
         out.size_, out.state_ = first.size_, first.state_
-        out.members_ = [pair for m in models for pair in [(m.config, m.state_)] + list(getattr(m, "members_", []))][1:]
+        out.members_ = [pair for m in models for pair in m._all_members()][1:]
         out.svm_ = None
         out.metrics_ = {"members": [dict(getattr(m, "metrics_", {}), history=None) for m in models],
                         "params": sum(p.numel() for net in out._nets() for p in net.parameters())}
@@ -278,10 +281,10 @@ class FaceCNN(Specialist):
         bundle = Bundle(
             kind=self.name,
             config={"face_cnn": self.config.to_dict(), "size": self.size_,
-                    "members": [c.to_dict() for c, _ in getattr(self, "members_", [])]},
+                    "members": [c.to_dict() for c, _ in self.members_]},
             metrics=dict(getattr(self, "metrics_", {})),
             torch_states={"net": self.state_,
-                          **{f"member_{i}": st for i, (_, st) in enumerate(getattr(self, "members_", []), 1)}},
+                          **{f"member_{i}": st for i, (_, st) in enumerate(self.members_, 1)}},
             estimators={"svm": self.svm_} if getattr(self, "svm_", None) is not None else {},
         )
         return save_bundle(path, bundle)

@@ -90,11 +90,10 @@ def resolve_precision(precision: str = "auto", *, gpu: bool | None = None) -> st
     return "bf16-mixed" if gpu or cpu_has_fast_bf16() else "32-true"
 
 
-def device_settings(devices: int = 1, strategy: str = "auto", precision: str | None = None) -> dict[str, Any]:
+def device_settings(devices: int = 1, strategy: str = "auto", precision: str = "auto") -> dict[str, Any]:
     """Trainer arguments for ``devices`` processes: GPUs when present, else CPU processes.
 
-    ``precision`` None keeps the old rule (bf16 mixed on a GPU, float32 on a CPU); "auto" also
-    uses bf16 on CPUs that run it natively (see ``resolve_precision``).
+    ``precision`` "auto": bf16 mixed on a GPU or a CPU that runs it natively (``resolve_precision``).
 
     More than one device means data-parallel training (DDP). "auto" picks ``ddp_spawn``: it
     starts its workers with multiprocessing, so it works from a Prefect task, a notebook or a
@@ -108,8 +107,7 @@ def device_settings(devices: int = 1, strategy: str = "auto", precision: str | N
     if gpu and devices > torch.cuda.device_count():
         raise ValueError(f"asked for {devices} GPUs, this machine has {torch.cuda.device_count()}")
     settings: dict[str, Any] = {"accelerator": "gpu" if gpu else "cpu", "devices": devices,
-                                "precision": ("bf16-mixed" if gpu else "32-true") if precision is None
-                                else resolve_precision(precision, gpu=gpu)}
+                                "precision": resolve_precision(precision, gpu=gpu)}
     if devices > 1:
         settings["strategy"] = "ddp_spawn" if strategy == "auto" else strategy
         settings["use_distributed_sampler"] = False  # our loaders shard themselves (see ShardedBatches)
