@@ -82,6 +82,9 @@ def main() -> None:
     ap.add_argument("--widths", default="32,96,192,384")
     ap.add_argument("--convs", default="1,2,2,2", help="convolutions per block (one entry per width)")
     ap.add_argument("--precision", default="auto", help='"auto" (bf16 where native), "32-true", "bf16-mixed"')
+    ap.add_argument("--lr", type=float, default=FaceCNNConfig.lr, help="peak learning rate of the one-cycle schedule")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="warm-start from this face_cnn bundle's ConvNet (same widths/convs); a new schedule runs on it")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke runs)")
     ap.add_argument("--out", type=Path, default=REPO / "emonets-store" / "bench" / "face_cnn_bundle")
     ap.add_argument("--threads", type=int, default=0)
@@ -101,15 +104,23 @@ def main() -> None:
         x_train, y_train = x_train[pick], y_train[pick]
     widths = tuple(int(w) for w in args.widths.split(","))
     convs = tuple(int(c) for c in args.convs.split(","))
+    init_state = None
+    if args.init:
+        start_from = FaceCNN.load(args.init)
+        if (start_from.config.widths, start_from.config.convs) != (widths, convs):
+            raise SystemExit(f"--init {args.init} has widths {start_from.config.widths} convs {start_from.config.convs}, "
+                             f"not {widths} {convs}")
+        init_state = start_from.state_
     probe = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision)
     per_epoch = seconds_per_epoch(probe, len(x_train))
     epochs = int(max(2, min(args.max_epochs, args.minutes * 60 / per_epoch)))
-    config = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision, max_epochs=epochs, devices=args.devices,
+    config = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision, max_epochs=epochs, lr=args.lr, devices=args.devices,
                            max_minutes=args.minutes * 1.25,
                            patience=max(8, epochs), log_dir=str(args.out.parent / "face_cnn_logs"))
     print(f"train {len(x_train)} faces, val {len(x_val)}; ~{per_epoch:.0f} s/epoch measured -> {epochs} epochs", flush=True)
     started = time.perf_counter()
-    model = FaceCNN(config).fit_frames(x_train, y_train, x_val, y_val, work_dir=config.log_dir)
+    model = FaceCNN(config).fit_frames(x_train, y_train, x_val, y_val, work_dir=config.log_dir,
+                                       init_state=init_state)
     train_seconds = time.perf_counter() - started
     probs = model.predict_frames(x_val)
     metrics = metrics_dict(y_val, probs.argmax(1))
@@ -131,7 +142,8 @@ def main() -> None:
     print(json.dumps({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"],
                       "confusion": metrics["confusion"], "seconds_per_epoch": m["seconds_per_epoch"],
                       "epochs": m["epochs_trained"], "device": m["device"], "devices": m.get("devices", 1),
-                      "precision": m.get("precision"),
+                      "precision": m.get("precision"), "lr": args.lr,
+                      "init": str(args.init) if args.init else None,
                       "params": m["params"],
                       "train_minutes": round(train_seconds / 60, 2), "bundle": str(args.out)}))
 

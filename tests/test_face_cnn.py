@@ -117,6 +117,20 @@ def test_fit_frames_with_validation_keeps_best_checkpoint(tmp_path):
     assert acc == pytest.approx(best, abs=1e-6)
 
 
+def test_warm_start_begins_from_the_given_weights(trained):
+    x, y = stripe_set(64, seed=4)
+    frozen = FaceCNN(replace(TINY, lr=0.0, max_epochs=1)).fit_frames(x, y, init_state=trained.state_)
+    params = {name for name, _ in FaceNet(widths=TINY.widths, convs=TINY.convs).named_parameters()}
+    for name in params:  # lr 0: the weights are exactly the ones started from (BN statistics still move)
+        torch.testing.assert_close(frozen.state_[name], trained.state_[name], rtol=0, atol=0)
+    assert frozen.metrics_["warm_started"] and not trained.metrics_["warm_started"]
+    tuned = FaceCNN(replace(TINY, lr=1e-3, max_epochs=1)).fit_frames(x, y, init_state=trained.state_)
+    faces, labels = stripe_set(100, seed=5)
+    assert (tuned.predict_frames(faces).argmax(1) == labels).mean() >= 0.9  # one gentle epoch keeps what it knew
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        FaceCNN(replace(TINY, widths=(8, 8), max_epochs=1)).fit_frames(x, y, init_state=trained.state_)
+
+
 def test_rejects_bad_frames():
     with pytest.raises(ValueError):
         FaceCNN(TINY).fit_frames(np.zeros((0, SIZE, SIZE), np.uint8), np.zeros(0))

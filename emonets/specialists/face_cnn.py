@@ -118,8 +118,13 @@ class FaceCNN(Specialist):
 
     # -- stage 1: the ConvNet on single faces ----------------------------------------------
     def fit_frames(self, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None = None,
-                   val_labels: np.ndarray | None = None, *, work_dir: Path | str | None = None) -> "FaceCNN":
-        """Train the ConvNet on (N, H, W) uint8 faces; keep the best validation checkpoint."""
+                   val_labels: np.ndarray | None = None, *, work_dir: Path | str | None = None,
+                   init_state: dict | None = None) -> "FaceCNN":
+        """Train the ConvNet on (N, H, W) uint8 faces; keep the best validation checkpoint.
+
+        ``init_state`` (a FaceNet state dict of the same shape, e.g. a saved model's ``state_``)
+        warm-starts training: a further schedule on an under-trained net costs less than a new run.
+        """
         c = self.config
         images = np.asarray(images, dtype=np.uint8)
         if images.ndim != 3 or len(images) == 0:
@@ -132,6 +137,8 @@ class FaceCNN(Specialist):
         has_val = data.val_set is not None
         module = FaceCNNModule(config=c.to_dict(), steps_per_epoch=data.steps_per_epoch(c.devices)).to(
             memory_format=torch.channels_last)
+        if init_state is not None:
+            module.net.load_state_dict(init_state)
         work = Path(work_dir or c.log_dir or tempfile.mkdtemp(prefix="emonets-face-cnn-"))
         timer = EpochTimer()
         callbacks: list[L.Callback] = [timer]
@@ -170,6 +177,7 @@ class FaceCNN(Specialist):
             "devices": c.devices,
             "strategy": devices.get("strategy", "single device"),
             "precision": devices["precision"],
+            "warm_started": init_state is not None,
             "params": int(sum(p.numel() for p in module.net.parameters())),
             "best_val_acc": _best_val_acc(checkpoint, history),
             "history": history,
