@@ -125,6 +125,8 @@ def main() -> None:
     probs = model.predict_frames(x_val)
     metrics = metrics_dict(y_val, probs.argmax(1))
     model.metrics_["val"] = metrics
+    if args.init:  # the bundle says what it continued from, not only that it was warm-started
+        model.metrics_["init_bundle"] = str(args.init)
     model.save(args.out)
 
     cm = np.asarray(metrics["confusion"])
