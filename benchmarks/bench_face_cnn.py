@@ -45,6 +45,15 @@ def load_split(root: Path, split: str, cache_dir: Path) -> tuple[np.ndarray, np.
     return x, y
 
 
+def print_confusion(confusion) -> None:
+    """The confusion matrix (rows true, columns predicted) with each class's recall."""
+    cm = np.asarray(confusion)
+    print("confusion (rows: true, cols: predicted)")
+    print("          " + " ".join(f"{e[:7]:>8}" for e in EMOTIONS) + "   recall")
+    for i, e in enumerate(EMOTIONS):
+        print(f"{e:>9} " + " ".join(f"{v:8d}" for v in cm[i]) + f"   {cm[i, i] / max(1, cm[i].sum()):.3f}")
+
+
 def seconds_per_epoch(config, n_train: int, batches: int = 6) -> float:
     """Time a few real training steps (with augmentation) to size the epoch count."""
     import torch
@@ -129,13 +138,8 @@ def main() -> None:
         model.metrics_["init_bundle"] = str(args.init)
     model.save(args.out)
 
-    cm = np.asarray(metrics["confusion"])
     print(f"\nface_cnn on FER-2013 val ({len(y_val)} faces): accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
-    print("confusion (rows: true, cols: predicted)")
-    print("          " + " ".join(f"{e[:7]:>8}" for e in EMOTIONS) + "   recall")
-    for i, e in enumerate(EMOTIONS):
-        recall = cm[i, i] / max(1, cm[i].sum())
-        print(f"{e:>9} " + " ".join(f"{v:8d}" for v in cm[i]) + f"   {recall:.3f}")
+    print_confusion(metrics["confusion"])
     m = model.metrics_
     print(f"epochs {m['epochs_trained']}, {m['seconds_per_epoch']:.1f} s/epoch on {m['device']} x{args.devices} "
           f"({m.get('precision')}), "

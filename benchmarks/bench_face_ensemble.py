@@ -17,16 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_face_cnn import load_split  # noqa: E402
+from bench_face_cnn import load_split, print_confusion  # noqa: E402
 
 from emonets.evaluation import metrics_dict  # noqa: E402
-from emonets.labels import EMOTIONS  # noqa: E402
 from emonets.specialists.face_cnn import FaceCNN  # noqa: E402
 
 
@@ -56,13 +53,9 @@ def main() -> None:
         ensemble.metrics_["val"] = metrics
         ensemble.save(args.out)
 
-    cm = np.asarray(metrics["confusion"])
     print(f"\nensemble of {len(models)} on FER-2013 val ({len(y_val)} faces): accuracy {metrics['accuracy']:.4f}, "
           f"macro-F1 {metrics['macro_f1']:.4f}; {1000 * predict_seconds / len(y_val):.2f} ms a face (with mirror)")
-    print("confusion (rows: true, cols: predicted)")
-    print("          " + " ".join(f"{e[:7]:>8}" for e in EMOTIONS) + "   recall")
-    for i, e in enumerate(EMOTIONS):
-        print(f"{e:>9} " + " ".join(f"{v:8d}" for v in cm[i]) + f"   {cm[i, i] / max(1, cm[i].sum()):.3f}")
+    print_confusion(metrics["confusion"])
     print(json.dumps({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"],
                       "confusion": metrics["confusion"], "members": members,
                       "params": ensemble.metrics_["params"],
