@@ -25,7 +25,8 @@ from emonets.bundle import Bundle, load_bundle, save_bundle
 from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
 from emonets.specialists.face_cnn_data import FaceDataModule
 from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
-from emonets.specialists.lightning_utils import EpochTimer, device_settings, quiet_lightning, read_history
+from emonets.specialists.lightning_utils import (EpochTimer, ReleaseProcessGroup, device_settings, quiet_lightning,
+                                                read_history)
 from emonets.temporal import segment_pool
 
 
@@ -142,6 +143,8 @@ class FaceCNN(Specialist):
         work = Path(work_dir or c.log_dir or tempfile.mkdtemp(prefix="emonets-face-cnn-"))
         timer = EpochTimer()
         callbacks: list[L.Callback] = [timer]
+        if c.devices > 1:
+            callbacks.append(ReleaseProcessGroup())
         checkpoint = None
         if has_val:
             checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=work / "checkpoints", monitor="val_acc",

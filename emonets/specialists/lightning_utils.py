@@ -1,5 +1,6 @@
 """What every Lightning fit in the specialists shares: epoch timing, quiet start-up, the metric
-history from the CSV logger, and the Trainer's device/strategy settings (one device, or DDP).
+history from the CSV logger, and the Trainer's device/strategy settings (one device, or DDP, whose
+process group ``ReleaseProcessGroup`` closes cleanly).
 """
 
 from __future__ import annotations
@@ -88,6 +89,21 @@ def resolve_precision(precision: str = "auto", *, gpu: bool | None = None) -> st
         return precision
     gpu = torch.cuda.is_available() if gpu is None else gpu
     return "bf16-mixed" if gpu or cpu_has_fast_bf16() else "32-true"
+
+
+class ReleaseProcessGroup(L.Callback):
+    """Ends a DDP fit by closing its process group on every rank, together.
+
+    Left open, the gloo group is torn down at interpreter exit of the spawned workers, and a
+    worker that exits while its peer still talks to it can abort ("terminate called without an
+    active exception", SIGABRT), failing a fit that had finished. A barrier first, so no rank
+    closes while another still needs it.
+    """
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
 
 
 def device_settings(devices: int = 1, strategy: str = "auto", precision: str = "auto") -> dict[str, Any]:
