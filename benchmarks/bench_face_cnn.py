@@ -94,6 +94,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=FaceCNNConfig.lr, help="peak learning rate of the one-cycle schedule")
     ap.add_argument("--init", type=Path, default=None,
                     help="warm-start from this face_cnn bundle's ConvNet (same widths/convs); a new schedule runs on it")
+    ap.add_argument("--seed", type=int, default=FaceCNNConfig.seed,
+                    help="seed of the weights and the batch order; another seed gives an independent net to ensemble")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke runs)")
     ap.add_argument("--out", type=Path, default=REPO / "emonets-store" / "bench" / "face_cnn_bundle")
     ap.add_argument("--threads", type=int, default=0)
@@ -123,7 +125,8 @@ def main() -> None:
     probe = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision)
     per_epoch = seconds_per_epoch(probe, len(x_train))
     epochs = int(max(2, min(args.max_epochs, args.minutes * 60 / per_epoch)))
-    config = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision, max_epochs=epochs, lr=args.lr, devices=args.devices,
+    config = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision, max_epochs=epochs, lr=args.lr, seed=args.seed,
+                           devices=args.devices,
                            max_minutes=args.minutes * 1.25,
                            patience=max(8, epochs), log_dir=str(args.out.parent / "face_cnn_logs"))
     print(f"train {len(x_train)} faces, val {len(x_val)}; ~{per_epoch:.0f} s/epoch measured -> {epochs} epochs", flush=True)
@@ -148,7 +151,7 @@ def main() -> None:
     print(json.dumps({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"],
                       "confusion": metrics["confusion"], "seconds_per_epoch": m["seconds_per_epoch"],
                       "epochs": m["epochs_trained"], "device": m["device"], "devices": m.get("devices", 1),
-                      "precision": m.get("precision"), "lr": args.lr,
+                      "precision": m.get("precision"), "lr": args.lr, "seed": args.seed,
                       "init": str(args.init) if args.init else None,
                       "params": m["params"],
                       "train_minutes": round(train_seconds / 60, 2), "bundle": str(args.out)}))
