@@ -96,6 +96,10 @@ def main() -> None:
                     help="warm-start from this face_cnn bundle's ConvNet (same widths/convs); a new schedule runs on it")
     ap.add_argument("--seed", type=int, default=FaceCNNConfig.seed,
                     help="seed of the weights and the batch order; another seed gives an independent net to ensemble")
+    ap.add_argument("--swa-epochs", type=int, default=0,
+                    help="average the weights over the last N epochs, run at --swa-lr (stochastic weight averaging)")
+    ap.add_argument("--swa-lr", type=float, default=FaceCNNConfig.swa_lr)
+    ap.add_argument("--tta", default=FaceCNNConfig.tta, help='test-time views: "mirror" (2) or "affine" (18)')
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke runs)")
     ap.add_argument("--out", type=Path, default=REPO / "emonets-store" / "bench" / "face_cnn_bundle")
     ap.add_argument("--threads", type=int, default=0)
@@ -126,7 +130,7 @@ def main() -> None:
     per_epoch = seconds_per_epoch(probe, len(x_train))
     epochs = int(max(2, min(args.max_epochs, args.minutes * 60 / per_epoch)))
     config = FaceCNNConfig(widths=widths, convs=convs, precision=args.precision, max_epochs=epochs, lr=args.lr, seed=args.seed,
-                           devices=args.devices,
+                           devices=args.devices, swa_epochs=min(args.swa_epochs, epochs), swa_lr=args.swa_lr, tta=args.tta,
                            max_minutes=args.minutes * 1.25,
                            patience=max(8, epochs), log_dir=str(args.out.parent / "face_cnn_logs"))
     print(f"train {len(x_train)} faces, val {len(x_val)}; ~{per_epoch:.0f} s/epoch measured -> {epochs} epochs", flush=True)
@@ -141,7 +145,8 @@ def main() -> None:
         model.metrics_["init_bundle"] = str(args.init)
     model.save(args.out)
 
-    print(f"\nface_cnn on FER-2013 val ({len(y_val)} faces): accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    print(f"\nface_cnn on FER-2013 val ({len(y_val)} faces): accuracy {metrics['accuracy']:.4f}, "
+          f"macro-F1 {metrics['macro_f1']:.4f} (tta={config.tta}{', SWA' if config.swa_epochs else ''})")
     print_confusion(metrics["confusion"])
     m = model.metrics_
     print(f"epochs {m['epochs_trained']}, {m['seconds_per_epoch']:.1f} s/epoch on {m['device']} x{args.devices} "
@@ -153,6 +158,7 @@ def main() -> None:
                       "epochs": m["epochs_trained"], "device": m["device"], "devices": m.get("devices", 1),
                       "precision": m.get("precision"), "lr": args.lr, "seed": args.seed,
                       "init": str(args.init) if args.init else None,
+                      "swa": model.metrics_.get("swa"), "tta": config.tta,
                       "params": m["params"],
                       "train_minutes": round(train_seconds / 60, 2), "bundle": str(args.out)}))
 

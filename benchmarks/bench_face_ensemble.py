@@ -3,9 +3,11 @@
 Each bundle comes from ``bench_face_cnn.py`` (or ``emonets train face_cnn``). Prints each
 member's accuracy, the ensemble's accuracy, per-class recall and confusion matrix, writes the
 ensemble as one face_cnn bundle (usable as ``{"cnn_bundle": ...}`` in the pipeline), and ends
-with one JSON object.
+with one JSON object. ``--tta affine`` averages 18 views of each face instead of the face and its
+mirror image; the written bundle keeps that setting. One bundle alone is an "ensemble" of one.
 
     python benchmarks/bench_face_ensemble.py A/face_cnn_bundle B/face_cnn_bundle --out E/face_cnn_bundle
+    python benchmarks/bench_face_ensemble.py A/face_cnn_bundle --tta affine --out A_tta/face_cnn_bundle
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +28,7 @@ from bench_face_cnn import load_split, print_confusion  # noqa: E402
 
 from emonets.evaluation import metrics_dict  # noqa: E402
 from emonets.specialists.face_cnn import FaceCNN  # noqa: E402
+from emonets.specialists.face_cnn_net import TTA_VIEWS  # noqa: E402
 
 
 def main() -> None:
@@ -32,19 +36,23 @@ def main() -> None:
     ap.add_argument("bundles", type=Path, nargs="+")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("EMONETS_SHARED_DATA", REPO.parent / "shared" / "data")) / "fer2013")
     ap.add_argument("--out", type=Path, default=None, help="write the ensemble bundle here")
+    ap.add_argument("--tta", choices=sorted(TTA_VIEWS), default=None,
+                    help="test-time views for the members and the ensemble (default: the first bundle's)")
     args = ap.parse_args()
 
     x_val, y_val = load_split(args.data, "val", REPO / "emonets-store" / "bench")
     models = [FaceCNN.load(b) for b in args.bundles]
+    tta = args.tta or models[0].config.tta
     members = []
     for path, model in zip(args.bundles, models):
         started = time.perf_counter()
-        acc = float((model.predict_frames(x_val).argmax(1) == y_val).mean())
+        acc = float((model.predict_frames(x_val, tta=tta).argmax(1) == y_val).mean())
         members.append({"bundle": str(path), "accuracy": acc, "params": model.metrics_.get("params"),
                         "widths": list(model.config.widths), "convs": list(model.config.convs),
                         "seconds": round(time.perf_counter() - started, 2)})
         print(f"member {path}: accuracy {acc:.4f} ({model.metrics_.get('params')} parameters)")
     ensemble = FaceCNN.ensemble(models)
+    ensemble.config = replace(ensemble.config, tta=tta)
     started = time.perf_counter()
     probs = ensemble.predict_frames(x_val)
     predict_seconds = time.perf_counter() - started
@@ -54,11 +62,12 @@ def main() -> None:
         ensemble.save(args.out)
 
     print(f"\nensemble of {len(models)} on FER-2013 val ({len(y_val)} faces): accuracy {metrics['accuracy']:.4f}, "
-          f"macro-F1 {metrics['macro_f1']:.4f}; {1000 * predict_seconds / len(y_val):.2f} ms a face (with mirror)")
+          f"macro-F1 {metrics['macro_f1']:.4f}; {1000 * predict_seconds / len(y_val):.2f} ms a face "
+          f"({2 * len(TTA_VIEWS[tta])} views each, tta={tta})")
     print_confusion(metrics["confusion"])
     print(json.dumps({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"],
                       "confusion": metrics["confusion"], "members": members,
-                      "params": ensemble.metrics_["params"],
+                      "params": ensemble.metrics_["params"], "tta": tta,
                       "ms_per_face": round(1000 * predict_seconds / len(y_val), 3),
                       "bundle": str(args.out) if args.out else None}))
 

@@ -13,7 +13,7 @@ from emonets.labels import EMOTIONS
 from emonets.specialists.base import ClipSet
 from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
 from emonets.specialists.face_cnn_data import FaceDataModule
-from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
+from emonets.specialists.face_cnn_net import TTA_VIEWS, FaceNet, augment, to_input, tta_views
 from emonets.specialists.lightning_utils import cpu_has_fast_bf16, resolve_precision
 
 torch.set_num_threads(1)
@@ -76,6 +76,28 @@ def test_augment_keeps_shape_changes_pixels_and_is_seeded():
     assert a.min() >= -1.0 - 1e-6 and a.max() <= 1.0 + 1e-6
 
 
+def test_tta_views_are_the_face_its_mirror_and_small_fixed_warps():
+    x = torch.full((2, 1, 48, 48), -1.0)
+    x[:, :, 20:28, 10:14] = 1.0  # a bright bar left of centre
+    mirror = list(tta_views(x, "mirror"))
+    assert len(mirror) == 2 and torch.equal(mirror[0], x) and torch.equal(mirror[1], x.flip(-1))
+    views = list(tta_views(x, "affine"))
+    assert len(views) == 2 * len(TTA_VIEWS["affine"]) == 18
+    assert all(v.shape == x.shape for v in views)
+    assert len({v.numpy().tobytes() for v in views}) == 18  # all different
+    # the third listed warp shifts by +2 pixels of 48: the bar's centre of mass moves 2 columns
+    cols = torch.arange(48.0)
+
+    def centre(img):
+        w = (img[0, 0] + 1).sum(0)
+        return float((w * cols).sum() / w.sum())
+
+    assert abs(abs(centre(views[4]) - centre(x)) - 2.0) < 0.05
+    assert abs(centre(views[5]) - (47 - centre(views[4]))) < 0.05  # its mirrored twin
+    with pytest.raises(ValueError, match="unknown test-time views"):
+        list(tta_views(x, "ten-crop"))
+
+
 def test_data_module_gives_whole_uint8_batches_covering_each_face_once():
     x = np.arange(70, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(4, 2)
     dm = FaceDataModule(x, np.arange(70) % 7, x[:10], np.zeros(10), batch_size=16, val_batch_size=4,
@@ -115,6 +137,32 @@ def test_fit_frames_with_validation_keeps_best_checkpoint(tmp_path):
     # the weights kept are the best epoch's: re-measuring val gives the best accuracy
     acc = float((model.predict_frames(xv).argmax(1) == yv).mean())
     assert acc == pytest.approx(best, abs=1e-6)
+
+
+def test_swa_keeps_the_average_of_its_epochs_weights(monkeypatch, tmp_path):
+    """With swa_epochs the kept net is Lightning's running average, not the best epoch's."""
+    from lightning.pytorch.callbacks import StochasticWeightAveraging
+
+    snapshots = []
+    original = StochasticWeightAveraging.update_parameters
+
+    def recording(average_model, model, n_averaged, avg_fn):
+        snapshots.append({k: v.detach().clone() for k, v in model.net.named_parameters()})
+        return original(average_model, model, n_averaged, avg_fn)
+
+    monkeypatch.setattr(StochasticWeightAveraging, "update_parameters", staticmethod(recording))
+    x, y = stripe_set(256, seed=0)
+    xv, yv = stripe_set(64, seed=1)
+    model = FaceCNN(replace(TINY, max_epochs=5, swa_epochs=3)).fit_frames(x, y, xv, yv, work_dir=tmp_path)
+    assert len(snapshots) == 3 and model.metrics_["swa"]["completed"]
+    for name, value in model.state_.items():
+        if name in snapshots[0]:
+            np.testing.assert_allclose(value, torch.stack([s[name] for s in snapshots]).mean(0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(model.state_["head.2.weight"], snapshots[-1]["head.2.weight"])
+    assert model.metrics_["swa"]["val_acc"] is not None
+    assert (model.predict_frames(xv).argmax(1) == yv).mean() >= 0.9
+    with pytest.raises(ValueError, match="swa_epochs"):
+        replace(TINY, swa_epochs=TINY.max_epochs + 1)
 
 
 def test_warm_start_begins_from_the_given_weights(trained):
@@ -231,6 +279,22 @@ def test_ensemble_averages_its_members_and_round_trips(trained, tmp_path):
         FaceCNN.ensemble([trained, big])
     with pytest.raises(ValueError):
         FaceCNN.ensemble([])
+
+
+def test_tta_setting_is_used_by_predict_and_kept_in_the_bundle(trained, tmp_path):
+    faces, labels = stripe_set(64, seed=3)
+    affine = FaceCNN(replace(trained.config, tta="affine"))
+    affine.size_, affine.state_, affine.metrics_ = trained.size_, trained.state_, {}
+    probs = affine.predict_frames(faces)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    assert not np.allclose(probs, trained.predict_frames(faces))  # 18 views, not 2
+    np.testing.assert_array_equal(probs, trained.predict_frames(faces, tta="affine"))
+    assert (probs.argmax(1) == labels).mean() >= 0.9
+    back = FaceCNN.load(affine.save(tmp_path / "affine"))
+    assert back.config.tta == "affine"
+    np.testing.assert_array_equal(back.predict_frames(faces), probs)
+    with pytest.raises(ValueError, match="unknown tta"):
+        replace(TINY, tta="ten-crop")
 
 
 def test_precision_auto_uses_bf16_only_where_the_cpu_runs_it(trained):

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from emonets.bundle import Bundle, load_bundle, save_bundle
 from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
 from emonets.specialists.face_cnn_data import FaceDataModule
-from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
+from emonets.specialists.face_cnn_net import TTA_VIEWS, FaceNet, augment, to_input, tta_views
 from emonets.specialists.lightning_utils import (EpochTimer, ReleaseProcessGroup, device_settings, quiet_lightning,
                                                 read_history)
 from emonets.temporal import segment_pool
@@ -45,6 +45,8 @@ class FaceCNNConfig:
     max_epochs: int = 30
     max_minutes: float | None = None  # wall-clock cap on ConvNet training
     patience: int = 8
+    swa_epochs: int = 0  # >0: the last N epochs run at swa_lr and their weights are averaged (SWA)
+    swa_lr: float = 4e-4
     augment: bool = True
     seed: int = 0
     svm_C: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)  # tried on the validation videos (first one without)
@@ -54,8 +56,13 @@ class FaceCNNConfig:
     devices: int = 1  # >1: data-parallel (DDP) over that many GPUs, or CPU processes without a GPU
     strategy: str = "auto"  # Lightning strategy when devices > 1 ("auto" = ddp_spawn; "ddp" for scripts)
     precision: str = "auto"  # "auto": bf16 mixed on a GPU or a CPU with native bf16, else "32-true"
+    tta: str = "mirror"  # test-time views averaged per face (face_cnn_net.TTA_VIEWS): "mirror" (2) or "affine" (18)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.swa_epochs <= self.max_epochs:
+            raise ValueError(f"swa_epochs must be in [0, max_epochs={self.max_epochs}], got {self.swa_epochs}")
+        if self.tta not in TTA_VIEWS:
+            raise ValueError(f"unknown tta {self.tta!r}; known: {sorted(TTA_VIEWS)}")
         object.__setattr__(self, "widths", tuple(self.widths))
         object.__setattr__(self, "convs", tuple(self.convs))
         object.__setattr__(self, "svm_C", tuple(self.svm_C))
@@ -146,16 +153,20 @@ class FaceCNN(Specialist):
         if c.devices > 1:
             callbacks.append(ReleaseProcessGroup())
         checkpoint = None
+        if c.swa_epochs:  # the averaged net is kept, so training must reach the end: no early stop
+            callbacks.append(L.pytorch.callbacks.StochasticWeightAveraging(
+                swa_lrs=c.swa_lr, swa_epoch_start=c.max_epochs - c.swa_epochs + 1, annealing_epochs=1))
         if has_val:
             checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=work / "checkpoints", monitor="val_acc",
                                                              mode="max", save_top_k=1)
-            callbacks += [checkpoint, L.pytorch.callbacks.EarlyStopping(monitor="val_acc", mode="max",
-                                                                        patience=c.patience)]
+            callbacks.append(checkpoint)
+            if not c.swa_epochs:
+                callbacks.append(L.pytorch.callbacks.EarlyStopping(monitor="val_acc", mode="max", patience=c.patience))
         logger = L.pytorch.loggers.CSVLogger(work, name="face_cnn", version=None)
         _ = logger.version  # fix the version here, so spawned DDP workers write where we read
         started = time.perf_counter()
         with warnings.catch_warnings(), quiet_lightning():
-            for noise in ("does not have many workers", "LeafSpec", "number of training batches",
+            for noise in ("does not have many workers", "LeafSpec", "number of training batches", "SWA is currently only",
                           "recommended to use `self.log"):  # the last: epoch_seconds is rank 0's own
                 warnings.filterwarnings("ignore", message=f".*{noise}.*")
             trainer = L.Trainer(
@@ -166,7 +177,8 @@ class FaceCNN(Specialist):
                 limit_val_batches=1.0 if has_val else 0, deterministic=c.deterministic,
             )
             trainer.fit(module, datamodule=data)
-        if checkpoint is not None and checkpoint.best_model_path:
+        swa_done = bool(c.swa_epochs) and trainer.current_epoch > c.max_epochs  # + its batch-norm epoch
+        if checkpoint is not None and checkpoint.best_model_path and not swa_done:
             ckpt = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(ckpt["state_dict"])
         self.state_ = {k: v.detach().cpu().float().clone().contiguous() for k, v in module.net.state_dict().items()}
@@ -183,6 +195,8 @@ class FaceCNN(Specialist):
             "warm_started": init_state is not None,
             "params": int(sum(p.numel() for p in module.net.parameters())),
             "best_val_acc": _best_val_acc(checkpoint, history),
+            "swa": {"epochs": c.swa_epochs, "lr": c.swa_lr, "completed": swa_done,
+                    "val_acc": history[-1].get("val_acc") if swa_done and history else None} if c.swa_epochs else None,
             "history": history,
         }
         self.svm_ = None
@@ -225,18 +239,19 @@ class FaceCNN(Specialist):
         return out
 
     @torch.no_grad()
-    def predict_frames(self, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
-        """(N, H, W) uint8 faces -> (N, 7) probabilities (the face and its mirror image averaged,
-        then the ensemble members' probabilities averaged)."""
+    def predict_frames(self, images: np.ndarray, *, batch_size: int = 512, tta: str | None = None) -> np.ndarray:
+        """(N, H, W) uint8 faces -> (N, 7) probabilities: each net's logits averaged over the
+        test-time views (``tta``, default the config's), then the members' probabilities averaged."""
         images = np.asarray(images, dtype=np.uint8)
+        views = self.config.tta if tta is None else tta
         out = np.zeros((len(images), N_CLASSES), np.float32)
         if len(images) == 0:
             return out
         nets = self._nets()
         for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(images[start:start + batch_size])
-            x = to_input(batch).contiguous(memory_format=torch.channels_last)
-            probs = [torch.softmax((net(x) + net(x.flip(-1))) / 2, dim=1) for net in nets]
+            x = to_input(torch.from_numpy(images[start:start + batch_size]))
+            batch = [v.contiguous(memory_format=torch.channels_last) for v in tta_views(x, views)]
+            probs = [torch.softmax(sum(net(v) for v in batch) / len(batch), dim=1) for net in nets]
             out[start:start + batch_size] = torch.stack(probs).mean(0).numpy()
         return out
 
