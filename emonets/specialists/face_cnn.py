@@ -166,7 +166,8 @@ class FaceCNN(Specialist):
         _ = logger.version  # fix the version here, so spawned DDP workers write where we read
         started = time.perf_counter()
         with warnings.catch_warnings(), quiet_lightning():
-            for noise in ("does not have many workers", "LeafSpec", "number of training batches", "SWA is currently only",
+            for noise in ("does not have many workers", "LeafSpec", "number of training batches",
+                          "SWA is currently only",  # SWA swaps our per-step schedule for its per-epoch one
                           "recommended to use `self.log"):  # the last: epoch_seconds is rank 0's own
                 warnings.filterwarnings("ignore", message=f".*{noise}.*")
             trainer = L.Trainer(
