@@ -82,6 +82,7 @@ def seconds_per_epoch(config, n_train: int, batches: int = 6) -> float:
 
 def main() -> None:
     from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
+    from emonets.specialists.face_cnn_net import TTA_VIEWS
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("EMONETS_SHARED_DATA", REPO.parent / "shared" / "data")) / "fer2013")
@@ -99,7 +100,8 @@ def main() -> None:
     ap.add_argument("--swa-epochs", type=int, default=0,
                     help="average the weights over the last N epochs, run at --swa-lr (stochastic weight averaging)")
     ap.add_argument("--swa-lr", type=float, default=FaceCNNConfig.swa_lr)
-    ap.add_argument("--tta", default=FaceCNNConfig.tta, help='test-time views: "mirror" (2) or "affine" (18)')
+    ap.add_argument("--tta", default=FaceCNNConfig.tta, choices=sorted(TTA_VIEWS),
+                    help='test-time views stored in the bundle: "mirror" (2) or "affine" (18)')
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke runs)")
     ap.add_argument("--out", type=Path, default=REPO / "emonets-store" / "bench" / "face_cnn_bundle")
     ap.add_argument("--threads", type=int, default=0)
