@@ -8,7 +8,8 @@ returns the fitted model, its `predictions` rows and metrics. Which clips train 
 - face_cnn is two-stage as in the paper: its ConvNet learns from single frames (still images
   such as FER-2013 when present, else the frames of the training videos), then an RBF SVM on
   10-segment pooled frame probabilities learns from the training *videos* (skipped when there
-  are none). A ready ConvNet bundle can be passed (``cnn_bundle``) to skip the first stage.
+  are none). A ready ConvNet bundle can be passed (``cnn_bundle``) to skip the first stage;
+  settings beside it that act on a trained net (``tta``, ``segments``, ``svm_C``) apply to it.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def train_specialist(
     sets = split_sets(clips, features, name)
     train, val = sets.get("train"), sets.get("val")
     if name == "face_cnn":
-        model = _fit_face_cnn(model_cls, cfg, clips, sets, (config or {}).get("cnn_bundle"), work_dir)
+        overrides = {k: v for k, v in (config or {}).items() if k != "cnn_bundle"}
+        model = _fit_face_cnn(model_cls, cfg, clips, sets, (config or {}).get("cnn_bundle"), overrides, work_dir)
     else:
         if train is None or not (train.labels >= 0).any():
             raise ValueError(f"{name}: no labelled training clips with features (split 'train')")
@@ -107,7 +109,7 @@ def _labelled(cs: ClipSet | None) -> ClipSet | None:
     return sub if len(sub) else None
 
 
-def _fit_face_cnn(model_cls, cfg, clips, sets, cnn_bundle, work_dir):
+def _fit_face_cnn(model_cls, cfg, clips, sets, cnn_bundle, overrides, work_dir):
     is_image = set(clips.loc[clips["media"] == "image", "clip_id"])
 
     def part(split: str, images: bool) -> ClipSet | None:
@@ -117,7 +119,7 @@ def _fit_face_cnn(model_cls, cfg, clips, sets, cnn_bundle, work_dir):
         return _labelled(cs.subset(np.array([(c in is_image) == images for c in cs.clip_ids], bool)))
 
     if cnn_bundle:
-        model = model_cls.load(cnn_bundle)
+        model = model_cls.load(cnn_bundle).with_settings(overrides)  # e.g. {"tta": "affine"} beside it
     else:
         source = part("train", True) or part("train", False)
         if source is None:

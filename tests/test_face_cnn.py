@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
 from emonets.specialists.face_cnn_data import FaceDataModule
 from emonets.specialists.face_cnn_net import TTA_VIEWS, FaceNet, augment, to_input, tta_views
 from emonets.specialists.lightning_utils import cpu_has_fast_bf16, resolve_precision
+from emonets.train import train_specialist
 
 torch.set_num_threads(1)
 
@@ -295,6 +297,24 @@ def test_tta_setting_is_used_by_predict_and_kept_in_the_bundle(trained, tmp_path
     np.testing.assert_array_equal(back.predict_frames(faces), probs)
     with pytest.raises(ValueError, match="unknown tta"):
         replace(TINY, tta="ten-crop")
+
+
+def test_ready_cnn_bundle_takes_prediction_settings_beside_it_and_refuses_training_ones(trained, tmp_path):
+    faces, labels = stripe_set(8, seed=4)
+    bundle = trained.save(tmp_path / "net")
+    clips = pd.DataFrame({"clip_id": [f"img{i}" for i in range(8)], "split": "test",
+                          "label": [EMOTIONS[y] for y in labels], "media": "image"})
+    features = pd.DataFrame({"clip_id": clips["clip_id"], "frame": 0, "found": True, "size": SIZE,
+                             "face": [f.tobytes() for f in faces]})
+    result = train_specialist("face_cnn", clips, features, config={"cnn_bundle": str(bundle), "tta": "affine"})
+    assert result.model.config.tta == "affine"
+    probs = result.predictions[[f"p_{e}" for e in EMOTIONS]].to_numpy()
+    np.testing.assert_allclose(probs, trained.predict_frames(faces, tta="affine"), rtol=1e-5, atol=1e-6)
+    assert result.metrics["test"]["accuracy"] >= 0.75
+    with pytest.raises(ValueError, match="lr"):  # would train nothing: say so instead of ignoring it
+        train_specialist("face_cnn", clips, features, config={"cnn_bundle": str(bundle), "lr": 0.1})
+    with pytest.raises(ValueError, match="unknown tta"):
+        FaceCNN.load(bundle).with_settings({"tta": "ten-crop"})
 
 
 def test_precision_auto_uses_bf16_only_where_the_cpu_runs_it(trained):

@@ -73,6 +73,10 @@ class FaceCNNConfig:
         return d
 
 
+# Fields used after the ConvNet is trained (prediction and the SVM stage), so they can be changed on a ready net.
+SETTINGS_OF_A_TRAINED_NET = frozenset({"tta", "segments", "svm_C"})
+
+
 class FaceCNNModule(L.LightningModule):
     """Trains FaceNet on single faces with on-the-fly augmentation."""
 
@@ -238,6 +242,17 @@ class FaceCNN(Specialist):
         out.metrics_ = {"members": [dict(getattr(m, "metrics_", {}), history=None) for m in models],
                         "params": sum(p.numel() for net in out._nets() for p in net.parameters())}
         return out
+
+    def with_settings(self, overrides: dict) -> "FaceCNN":
+        """This (trained) model with the settings that still act once its ConvNet exists (test-time
+        views, time segments, SVM C candidates) replaced; any other field would configure ConvNet
+        training, which a ready net skips, so it is refused rather than silently ignored."""
+        ignored = sorted(set(overrides) - SETTINGS_OF_A_TRAINED_NET)
+        if ignored:
+            raise ValueError(f"face_cnn: {ignored} configure ConvNet training, which a ready ConvNet skips; "
+                             f"only {sorted(SETTINGS_OF_A_TRAINED_NET)} apply to it")
+        self.config = replace(self.config, **overrides)
+        return self
 
     @torch.no_grad()
     def predict_frames(self, images: np.ndarray, *, batch_size: int = 512, tta: str | None = None) -> np.ndarray:
