@@ -196,20 +196,17 @@ def speed_perturb(samples: np.ndarray, *, factor: float, sr: int) -> np.ndarray:
                             res_type="soxr_hq").astype(np.float32)
 
 
-def extract_mfcc(path: Path | str, *, clip_id: str, config: MfccConfig = MfccConfig(),
-                 speed: float = 1.0) -> pd.DataFrame:
+def extract_mfcc(path: Path | str, *, clip_id: str, config: MfccConfig = MfccConfig()) -> pd.DataFrame:
     """The catalog `mfcc` rows of one clip: clip_id, frame, t (s), coeffs (list of float32), duration (s).
 
-    ``speed`` != 1 extracts only a speed-perturbed copy (give it its own clip_id). With speed 1,
-    the rows of ``config.speeds``' copies follow the clip's own, under ``view_id(clip_id, s)``.
+    The rows of the speed-perturbed copies (``config.speeds``) follow the clip's own, under
+    ``view_id(clip_id, s)``.
     Raises NoAudioError when the file has no audio track and MediaError when it cannot be decoded
     (both name the file); a silent track gives finite features (see the module docstring).
     """
     samples = load_audio(path, sr=config.sr)
     if not np.all(np.isfinite(samples)):
         raise MediaError(f"{path}: decoded audio contains NaN or inf")
-    if speed != 1.0:
-        return _mfcc_rows(speed_perturb(samples, factor=speed, sr=config.sr), clip_id, config)
     views = [_mfcc_rows(samples, clip_id, config)]
     views += [_mfcc_rows(speed_perturb(samples, factor=s, sr=config.sr), view_id(clip_id, s), config)
               for s in config.speeds]

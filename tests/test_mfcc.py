@@ -146,14 +146,6 @@ def test_speed_perturbation_shortens_and_raises_pitch():
     np.testing.assert_array_equal(speed_perturb(y, factor=1.0, sr=SR), y)
 
 
-def test_extract_mfcc_with_speed_perturbation(make_clip):
-    path = make_clip("tone.mp4", seconds=1.0)
-    plain = extract_mfcc(path, clip_id="tone")
-    slow = extract_mfcc(path, clip_id="tone@0.9", speed=0.9)
-    assert len(slow) > len(plain) * 1.08
-    assert slow["duration"].iloc[0] > plain["duration"].iloc[0]
-
-
 def test_audio_specialist_features_are_the_mfcc_plus_descriptors():
     from emonets.mfcc import AUDIO_SPECIALIST_FEATURES as rich
 
@@ -186,7 +178,9 @@ def test_speed_copies_are_written_beside_the_clip_and_widen_only_training_sets(m
     own = rows[rows["clip_id"] == "c1"]
     np.testing.assert_array_equal(mfcc_array(own), mfcc_array(extract_mfcc(path, clip_id="c1")))
     n = rows["clip_id"].value_counts()
-    assert n["c1@0.9"] > n["c1"] > n["c1@1.1"]  # slower copy: more frames
+    assert n["c1@0.9"] > n["c1"] * 1.08 and n["c1"] > n["c1@1.1"] * 1.05  # slower copy: more frames
+    duration = rows.groupby("clip_id")["duration"].first()
+    assert duration["c1@0.9"] > duration["c1"] > duration["c1@1.1"]
 
     clips = pd.DataFrame({"clip_id": ["c1", "c2"], "label": ["sad", "happy"]})
     base = clip_set(clips, rows, "mfcc", "frame")
