@@ -160,7 +160,7 @@ def main() -> None:
                       "epochs": m["epochs_trained"], "device": m["device"], "devices": m.get("devices", 1),
                       "precision": m.get("precision"), "lr": args.lr, "seed": args.seed,
                       "init": str(args.init) if args.init else None,
-                      "swa": model.metrics_.get("swa"), "tta": config.tta,
+                      "swa": m.get("swa"), "tta": config.tta,
                       "params": m["params"],
                       "train_minutes": round(train_seconds / 60, 2), "bundle": str(args.out)}))
 

@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +55,7 @@ def main() -> None:
                         "seconds": round(time.perf_counter() - started, 2)})
         print(f"member {path}: accuracy {acc:.4f} ({model.metrics_.get('params')} parameters)")
     ensemble = FaceCNN.ensemble(models)
-    ensemble.config = replace(ensemble.config, tta=tta)
+    ensemble.with_settings({"tta": tta})
     # the ensemble's frame probabilities are its members' mean (FaceCNN.predict_frames; tested),
     # so the members' predictions are reused rather than computed a second time
     probs = np.mean(member_probs, axis=0)

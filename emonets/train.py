@@ -90,8 +90,7 @@ def train_specialist(
     sets = split_sets(clips, features, name)
     train, val = sets.get("train"), sets.get("val")
     if name == "face_cnn":
-        overrides = {k: v for k, v in (config or {}).items() if k != "cnn_bundle"}
-        model = _fit_face_cnn(model_cls, cfg, clips, sets, (config or {}).get("cnn_bundle"), overrides, work_dir)
+        model = _fit_face_cnn(model_cls, cfg, clips, sets, dict(config or {}), work_dir)
     else:
         if train is None or not (train.labels >= 0).any():
             raise ValueError(f"{name}: no labelled training clips with features (split 'train')")
@@ -109,7 +108,8 @@ def _labelled(cs: ClipSet | None) -> ClipSet | None:
     return sub if len(sub) else None
 
 
-def _fit_face_cnn(model_cls, cfg, clips, sets, cnn_bundle, overrides, work_dir):
+def _fit_face_cnn(model_cls, cfg, clips, sets, overrides, work_dir):
+    cnn_bundle = overrides.pop("cnn_bundle", None)
     is_image = set(clips.loc[clips["media"] == "image", "clip_id"])
 
     def part(split: str, images: bool) -> ClipSet | None:
