@@ -244,9 +244,9 @@ class FaceCNN(Specialist):
         return out
 
     def with_settings(self, overrides: dict) -> "FaceCNN":
-        """This (trained) model, changed in place, with the settings that still act once its ConvNet exists (test-time
-        views, time segments, SVM C candidates) replaced; any other field would configure ConvNet
-        training, which a ready net skips, so it is refused rather than silently ignored."""
+        """This (trained) model, changed in place, with the settings that still act once its ConvNet
+        exists (test-time views, time segments, SVM C candidates) replaced; any other field would
+        configure ConvNet training, which a ready net skips, so it is refused rather than ignored."""
         ignored = sorted(set(overrides) - SETTINGS_OF_A_TRAINED_NET)
         if ignored:
             raise ValueError(f"face_cnn: {ignored} configure ConvNet training, which a ready ConvNet skips; "
