@@ -4,6 +4,7 @@ small media files the tests generate themselves."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,10 +16,22 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="emonets-prefect-"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "emonets-numba-cache"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMONETS_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+def pytest_collection_finish(session):
+    """Tests that extract MFCC in this process get the JIT warm-up a pipeline run does first.
+
+    numba caches into the project's folder (emonets.jit_cache), the one users get, shared by
+    every test session on this machine: compiling it once under the warm-up's lock keeps two
+    sessions from compiling (and corrupting) it at once, and repairs it if it is corrupt.
+    """
+    if "emonets.mfcc" in sys.modules and session.items:
+        from emonets.jit_cache import warm_up
+
+        warm_up()
 
 
 def shared_path(*parts: str) -> Path:

@@ -37,8 +37,7 @@ def _env(store: Path, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EMONETS_"))}
     env.update(STORE=str(store), PORT=str(port), UI="false", WORKER="false", PREFECT=PREFECT,
                PREFECT_API_URL=f"http://127.0.0.1:{port}/api", PREFECT_HOME=str(store / "_prefect" / "home"),
-               PREFECT_LOGGING_LEVEL="INFO", DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               NUMBA_CACHE_DIR=os.environ.get("NUMBA_CACHE_DIR", str(store / "_numba")))
+               PREFECT_LOGGING_LEVEL="INFO", DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env.update(extra)
     return env
 
