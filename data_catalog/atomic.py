@@ -17,6 +17,7 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+TEMP_PREFIX = ".tmp-"  # every temp name starts so; the store sweeps what a kill left
 
 
 @contextmanager
@@ -28,7 +29,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.name}-", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}-", dir=target.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give them the usual mode
     tmp_path = Path(tmp)

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_catalog.atomic import atomic_path, write_json_atomic
+from data_catalog.atomic import TEMP_PREFIX, atomic_path, write_json_atomic
 from data_catalog.catalog import Catalog, TableSpec, load_catalog
 
 STORE_ENV = "EMONETS_STORE"
@@ -203,16 +203,38 @@ class Store:
 
     # -- locking -----------------------------------------------------------------------
     def lock(self, *, wait: bool = False) -> "StoreLock":
-        """An exclusive lock on the store, so two runs never write it at once."""
-        return StoreLock(self.root / ".lock", wait=wait)
+        """An exclusive lock on the store, so two runs never write it at once.
+
+        Taking it sweeps the temp files a killed run left (no other writer can be at work).
+        """
+        return StoreLock(self.root / ".lock", wait=wait, on_acquire=self.sweep_stale_temp)
+
+    def sweep_stale_temp(self) -> int:
+        """Remove the ``.tmp-*`` files and folders of interrupted writes; return how many.
+
+        Only names made by this package's atomic writes are touched, and only inside the store.
+        Call it only while holding the lock.
+        """
+        removed = 0
+        for folder, dirs, files in os.walk(self.root):
+            for name in [d for d in dirs if d.startswith(TEMP_PREFIX)]:
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+                dirs.remove(name)
+                removed += 1
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    Path(folder, name).unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
 
 class StoreLock:
     """A file lock (fcntl) held for the duration of a ``with`` block."""
 
-    def __init__(self, path: Path, *, wait: bool):
+    def __init__(self, path: Path, *, wait: bool, on_acquire=None):
         self.path = path
         self.wait = wait
+        self.on_acquire = on_acquire
         self._fh = None
 
     def __enter__(self) -> "StoreLock":
@@ -233,6 +255,8 @@ class StoreLock:
         self._fh.truncate()
         self._fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
         self._fh.flush()
+        if self.on_acquire is not None:
+            self.on_acquire()
         return self
 
     def __exit__(self, *exc) -> None:

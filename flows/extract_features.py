@@ -10,11 +10,12 @@ from prefect.futures import as_completed
 
 from data_catalog import Store
 from emonets.extraction import STAGE_TABLE, STAGES, default_config, work_units
+from emonets.isolation import close_guarded_children
+from emonets.jit_cache import warm_up
 from flows.locking import exclusive_store
 from flows.progress import current_progress, reporting_progress
 from flows.runners import make_task_runner, shared_ephemeral_api
 from tasks.extract import extract_unit, unit_inputs
-
 
 
 @flow(name="extract-features", log_prints=True)
@@ -42,8 +43,11 @@ def extract_features(
         units = work_units(clips)
         started = time.perf_counter()
         with shared_ephemeral_api():
-            futures, reused = _submit_all(units, stages, cfgs, str(store.root))
-            summary = _collect(futures, reused, current_progress())
+            try:
+                futures, reused = _submit_all(units, stages, cfgs, str(store.root))
+                summary = _collect(futures, reused, current_progress())
+            finally:
+                close_guarded_children()  # the threads runner's children live in this process
         summary.update(clips=int(len(clips)), units=len(units), stages=stages,
                        seconds=round(time.perf_counter() - started, 2))
         summary["problems"] = _count_problems(store, stages, set(clips["clip_id"]))
@@ -62,6 +66,7 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict]]:
     store = Store(store_root)
     task = extract_unit.with_options(result_storage=store.path("_prefect", "results"), refresh_cache=True)
     futures, reused = [], []
+    jit_ready = False
 
     def current(stage: str, unit, upstream: dict | None) -> dict | None:
         manifest = store.manifest(STAGE_TABLE[stage], unit.key)
@@ -96,6 +101,9 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict]]:
                 if hit:
                     reused.append(hit)
                 else:
+                    if stage == "mfcc" and not jit_ready:
+                        warm_up()  # workers then only read numba's cache; a corrupt one is rebuilt
+                        jit_ready = True
                     futures.append(task.submit(stage, u, cfgs[stage], store_root))
     return futures, reused
 
@@ -131,6 +139,10 @@ def _collect(futures: list, reused: list[dict], progress: Any) -> dict:
         if not state.is_completed() or not isinstance(result, dict):
             failed += 1
             errors.append(f"{state.name}: {result}")
+            continue
+        if result.get("status") == "failed":  # its worker crashed twice; recorded in `problems`
+            failed += 1
+            errors.append(f"{result['stage']}:{result['key']}: {result.get('reason')}")
             continue
         count(result, state.name == "Cached" or result["status"] == "reused")
     return {"computed": computed, "cached": cached, "failed": failed, "by_stage": by_stage,

@@ -33,7 +33,10 @@ def make_task_runner(runner: str = "local", *, dask_address: str | None = None, 
     if runner == "local":
         from prefect.task_runners import ProcessPoolTaskRunner
 
-        return ProcessPoolTaskRunner(max_workers=workers)
+        from emonets.parent_watch import exit_when_parent_dies
+
+        # Workers exit when this process dies (kill -9), instead of writing on unlocked.
+        return ProcessPoolTaskRunner(max_workers=workers, initializer=exit_when_parent_dies)
     if runner == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
 

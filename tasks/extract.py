@@ -1,10 +1,14 @@
-"""The extraction task: run one stage on one work unit and write its partition.
+"""The extraction task: run one stage on one work unit, in a guarded child, and write its partition.
 
 Cache key = stage + the unit's content sha256 (+ the upstream partition's fingerprint for
 mouths) + the stage config + the library version + the store. Prefect's default key includes
 the run id and hashes paths as strings, so it could not give incremental re-runs; this one
 does. The store's partition manifest is checked as well, so a Prefect database reset costs a
 stat per partition, not a recomputation.
+
+The work itself runs in this worker's guarded child process (emonets.isolation): a native
+crash there is retried once in a fresh child, then becomes a `problems` row for this unit,
+and the task still completes, so one bad clip never breaks the pool or the run.
 """
 
 from __future__ import annotations
@@ -14,19 +18,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import CacheKeyFnPolicy
 
-from data_catalog import Store
 from emonets import __version__
-from emonets.errors import ClipError
-from emonets.extraction import (
-    STAGE_TABLE,
-    WorkUnit,
-    config_fingerprint,
-    config_from_dict,
-    run_faces,
-    run_mfcc,
-    run_motion,
-    run_mouths,
-)
+from emonets.extract_partition import extract_partition, record_crash, unit_inputs  # noqa: F401 (re-export)
+from emonets.extraction import config_fingerprint
+from emonets.isolation import WorkerCrashed, run_guarded
 
 
 def extraction_cache_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -36,13 +31,6 @@ def extraction_cache_key(context: Any, parameters: dict[str, Any]) -> str:
         "extract", parameters["stage"], unit["key"], unit["sha256"], upstream,
         config_fingerprint(parameters["config"]), __version__, parameters["store_root"],
     ])
-
-
-def unit_inputs(unit: WorkUnit, upstream: dict | None) -> dict[str, Any]:
-    inputs = {"sha256": unit.sha256, "clips": len(unit.clip_ids)}
-    if upstream:
-        inputs["upstream"] = upstream.get("fingerprint", "")
-    return inputs
 
 
 @task(
@@ -58,39 +46,8 @@ def extract_unit(stage: str, unit: dict, config: dict, store_root: str, upstream
 
 
 def run_extraction(stage: str, unit: dict, config: dict, store_root: str, upstream: dict | None = None) -> dict:
-    store = Store(store_root)
-    work = WorkUnit.from_dict(unit)
-    table = STAGE_TABLE[stage]
-    inputs = unit_inputs(work, upstream)
-    existing = store.manifest(table, work.key)
-    if existing is not None and existing.is_current(inputs, config):
-        return _summary(stage, work, existing.rows, existing.fingerprint, "reused", existing.stats)
-    cfg = config_from_dict(stage, config)
+    """The partition, computed in a guarded child; a unit whose child dies twice is recorded as failed."""
     try:
-        if stage == "faces":
-            out = run_faces(work, cfg)
-        elif stage == "mouths":
-            out = run_mouths(store.read("faces", partitions=[work.key]), cfg)
-        elif stage == "mfcc":
-            out = run_mfcc(work, cfg)
-        else:
-            out = run_motion(work, cfg)
-        frame, problems, stats = out.table, out.problems, out.stats
-    except ClipError as err:
-        # Unusable for this stage: an empty partition (so an unchanged re-run does not retry)
-        # and a problem row that says which clip and why.
-        frame = store.catalog[table].schema.empty_table()
-        problems = [{"clip_id": work.clip_ids[0], "path": work.paths[0], "stage": stage, "reason": str(err)}]
-        stats = {}
-    stats = {**stats, "problems": len(problems)}
-    import pandas as pd
-
-    store.write("problems", pd.DataFrame(problems, columns=["clip_id", "path", "stage", "reason"]),
-                partition=f"{stage}-{work.key}", inputs=inputs)
-    manifest = store.write(table, frame, partition=work.key, inputs=inputs, config=config, stats=stats)
-    return _summary(stage, work, manifest.rows, manifest.fingerprint, "computed", stats)
-
-
-def _summary(stage: str, unit: WorkUnit, rows: int, fingerprint: str, status: str, stats: dict) -> dict:
-    return {"stage": stage, "key": unit.key, "clips": len(unit.clip_ids), "rows": rows,
-            "fingerprint": fingerprint, "status": status, "stats": stats}
+        return run_guarded(extract_partition, stage, unit, config, store_root, upstream)
+    except WorkerCrashed as crash:
+        return record_crash(stage, unit, store_root, crash.reason, upstream)

@@ -125,3 +125,20 @@ def test_store_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("EMONETS_STORE", "s3://bucket/x")
     with pytest.raises(ValueError, match="only local"):
         Store()
+
+
+def test_taking_the_lock_sweeps_what_a_killed_write_left(store, tmp_path):
+    store.write("problems", pd.DataFrame({"clip_id": ["a"], "path": ["a.mp4"], "stage": ["x"], "reason": ["r"]}),
+                partition="p1")
+    folder = store.partition_dir("problems", "p1")
+    (folder / ".tmp-part.parquet-k1ll3d").write_bytes(b"half a parquet file")
+    (store.root / "models" / ".tmp-fused-x1").mkdir(parents=True)
+    (store.root / "models" / ".tmp-fused-x1" / "weights.pt").write_bytes(b"half")
+    outside = tmp_path / ".tmp-not-the-stores"
+    outside.write_bytes(b"a user's file")
+    with store.lock():
+        pass
+    assert not (folder / ".tmp-part.parquet-k1ll3d").exists()
+    assert not (store.root / "models" / ".tmp-fused-x1").exists()
+    assert outside.read_bytes() == b"a user's file"
+    assert list(store.read("problems")["clip_id"]) == ["a"]

@@ -1,0 +1,85 @@
+"""Compute one stage's partition for one work unit and write it (with its problems) to the store.
+
+This is what an extraction task runs, kept free of Prefect so it can run in a guarded child
+process (:mod:`emonets.isolation`). A clip unusable for a stage (:class:`ClipError`) gets an
+empty partition, so an unchanged re-run does not retry it, and a problems row saying why.
+A unit whose worker crashed gets only the problems row (:func:`record_crash`): the crash
+may have been passing (memory), so the next run tries it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from data_catalog import Store
+from emonets.errors import ClipError
+from emonets.extraction import (
+    STAGE_TABLE,
+    WorkUnit,
+    config_from_dict,
+    run_faces,
+    run_mfcc,
+    run_motion,
+    run_mouths,
+)
+from emonets.fault_injection import maybe_crash
+
+PROBLEM_COLUMNS = ["clip_id", "path", "stage", "reason"]
+
+
+def unit_inputs(unit: WorkUnit, upstream: dict | None) -> dict[str, Any]:
+    """What a partition is made from, as its manifest records it."""
+    inputs = {"sha256": unit.sha256, "clips": len(unit.clip_ids)}
+    if upstream:
+        inputs["upstream"] = upstream.get("fingerprint", "")
+    return inputs
+
+
+def extract_partition(stage: str, unit: dict, config: dict, store_root: str, upstream: dict | None = None) -> dict:
+    """Compute (or reuse, when its manifest is current) one partition; return a small summary."""
+    store = Store(store_root)
+    work = WorkUnit.from_dict(unit)
+    table = STAGE_TABLE[stage]
+    inputs = unit_inputs(work, upstream)
+    existing = store.manifest(table, work.key)
+    if existing is not None and existing.is_current(inputs, config):
+        return unit_summary(stage, work, existing.rows, existing.fingerprint, "reused", existing.stats)
+    maybe_crash(stage, work.key)
+    cfg = config_from_dict(stage, config)
+    try:
+        if stage == "faces":
+            out = run_faces(work, cfg)
+        elif stage == "mouths":
+            out = run_mouths(store.read("faces", partitions=[work.key]), cfg)
+        elif stage == "mfcc":
+            out = run_mfcc(work, cfg)
+        else:
+            out = run_motion(work, cfg)
+        frame, problems, stats = out.table, out.problems, out.stats
+    except ClipError as err:
+        frame = store.catalog[table].schema.empty_table()
+        problems = [{"clip_id": work.clip_ids[0], "path": work.paths[0], "stage": stage, "reason": str(err)}]
+        stats = {}
+    stats = {**stats, "problems": len(problems)}
+    store.write("problems", pd.DataFrame(problems, columns=PROBLEM_COLUMNS),
+                partition=f"{stage}-{work.key}", inputs=inputs)
+    manifest = store.write(table, frame, partition=work.key, inputs=inputs, config=config, stats=stats)
+    return unit_summary(stage, work, manifest.rows, manifest.fingerprint, "computed", stats)
+
+
+def record_crash(stage: str, unit: dict, store_root: str, reason: str, upstream: dict | None = None) -> dict:
+    """A problems row per clip of a unit whose worker died; the feature partition is not written."""
+    work = WorkUnit.from_dict(unit)
+    rows = [{"clip_id": c, "path": p, "stage": stage, "reason": reason} for c, p in zip(work.clip_ids, work.paths)]
+    Store(store_root).write("problems", pd.DataFrame(rows, columns=PROBLEM_COLUMNS),
+                            partition=f"{stage}-{work.key}", inputs=unit_inputs(work, upstream))
+    summary = unit_summary(stage, work, 0, "", "failed", {"problems": len(rows)})
+    summary["reason"] = reason
+    return summary
+
+
+def unit_summary(stage: str, unit: WorkUnit, rows: int, fingerprint: str, status: str, stats: dict) -> dict:
+    return {"stage": stage, "key": unit.key, "clips": len(unit.clip_ids), "rows": rows,
+            "fingerprint": fingerprint, "status": status, "stats": stats}
