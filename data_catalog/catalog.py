@@ -43,6 +43,7 @@ class TableSpec:
     partitioning: str
     producer: str
     description: str = ""
+    added_columns: tuple[str, ...] = ()  # newer than some stored partitions: read as null there
 
 
 @dataclass(frozen=True)
@@ -71,5 +72,6 @@ def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
             partitioning=entry.get("partitioning", ""),
             producer=entry.get("producer", ""),
             description=entry.get("description", ""),
+            added_columns=tuple(entry.get("added_columns") or ()),
         )
     return Catalog(tables)

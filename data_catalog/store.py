@@ -193,13 +193,16 @@ class Store:
         if not (folder / "manifest.json").is_file():
             return None
         path = folder / "part.parquet"
-        found = pq.read_schema(path)
-        if not found.remove_metadata().equals(spec.schema):
-            raise SchemaMismatchError(
-                f"{path}: schema does not match the catalog's {spec.name!r} table.\n"
-                f"  expected: {_describe(spec.schema)}\n  found:    {_describe(found)}"
-            )
-        return pq.read_table(path, columns=columns)
+        found = pq.read_schema(path).remove_metadata()
+        if found.equals(spec.schema):
+            return pq.read_table(path, columns=columns)
+        older = pa.schema([f for f in spec.schema if f.name not in spec.added_columns])
+        if spec.added_columns and found.equals(older):
+            return _with_added_columns(spec, pq.read_table(path), columns)
+        raise SchemaMismatchError(
+            f"{path}: schema does not match the catalog's {spec.name!r} table.\n"
+            f"  expected: {_describe(spec.schema)}\n  found:    {_describe(found)}"
+        )
 
     # -- locking -----------------------------------------------------------------------
     def lock(self, *, wait: bool = False) -> "StoreLock":
@@ -283,6 +286,14 @@ def conform(spec: TableSpec, data: pd.DataFrame | pa.Table) -> pa.Table:
         return pa.Table.from_pandas(data[list(spec.schema.names)], schema=spec.schema, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as err:
         raise SchemaMismatchError(f"table {spec.name!r}: values do not fit the catalog schema: {err}") from err
+
+
+def _with_added_columns(spec: TableSpec, table: pa.Table, columns: list[str] | None) -> pa.Table:
+    """A partition written before ``spec.added_columns`` existed, with those columns null."""
+    arrays = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+              for f in spec.schema]
+    full = pa.Table.from_arrays(arrays, schema=spec.schema)
+    return full.select(columns) if columns is not None else full
 
 
 def jsonable(obj: Any) -> Any:

@@ -63,11 +63,25 @@ class StageOutput:
 
 
 def work_units(clips: pd.DataFrame, *, image_batch: int = 2000) -> list[WorkUnit]:
-    """Group the `clips` table into work units: a unit per clip, images batched per split+label."""
+    """Group the `clips` table into work units: a unit per clip, images batched per split+label.
+
+    A unit's paths are what the stages open, made from ``clips.path_bytes`` (the exact bytes of
+    the name) by emonets.paths.portable_path: the plain path when it is UTF-8, else a ``file://``
+    URI that every opener decodes. Either way the unit is valid UTF-8 (a Prefect parameter,
+    pickled to workers, and written into `problems` rows). ``clips.path`` is display text and
+    is used only for rows of a table written before path_bytes existed (then it was the path).
+    """
+    from emonets.paths import portable_path
+
+    def fs_path(raw: Any, shown: str) -> str:
+        return portable_path(bytes(raw)) if isinstance(raw, (bytes, bytearray, memoryview)) else shown
+
+    raw = clips["path_bytes"] if "path_bytes" in clips.columns else [None] * len(clips)
+    clips = clips.assign(unit_path=[fs_path(r, p) for r, p in zip(raw, clips["path"])])
     units: list[WorkUnit] = []
     media_clips = clips[clips["media"] != "image"]
     for row in media_clips.itertuples(index=False):
-        units.append(WorkUnit(row.clip_id, (row.clip_id,), (row.path,), row.media, row.sha256,
+        units.append(WorkUnit(row.clip_id, (row.clip_id,), (row.unit_path,), row.media, row.sha256,
                               bool(row.has_audio), bool(row.has_video)))
     images = clips[clips["media"] == "image"].sort_values("clip_id")
     for (dataset, split, label), group in images.groupby(["dataset", "split", "label"], sort=True):
@@ -75,7 +89,7 @@ def work_units(clips: pd.DataFrame, *, image_batch: int = 2000) -> list[WorkUnit
             part = group.iloc[start : start + image_batch]
             digest = hashlib.sha256("".join(part["sha256"]).encode()).hexdigest()
             key = f"{dataset}-{split}-{label or 'unlabelled'}-{start // image_batch:03d}"
-            units.append(WorkUnit(key, tuple(part["clip_id"]), tuple(part["path"]), "image", digest))
+            units.append(WorkUnit(key, tuple(part["clip_id"]), tuple(part["unit_path"]), "image", digest))
     return units
 
 
@@ -145,6 +159,9 @@ def run_faces(unit: WorkUnit, config: Any) -> StageOutput:
 
 
 def _load_image(path: str, load_grey_image, pixels_to_image) -> np.ndarray:
+    from emonets.paths import to_fs
+
+    path = to_fs(path)  # the row's CSV may have a name that is not UTF-8
     if "#" in path and not Path(path).exists():  # a row of fer2013.csv
         import csv
 

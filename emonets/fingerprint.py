@@ -7,20 +7,34 @@ import json
 import os
 from pathlib import Path
 
+from emonets.paths import portable_path, to_fs
+
 _CHUNK = 1 << 20
 
 
 def sha256_file(path: Path | str) -> str:
     """sha256 of a file's bytes, read in 1 MiB chunks (memory stays flat)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(to_fs(path), "rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    """sha256 of text as UTF-8; a surrogate-escaped file name hashes as its raw bytes (no error)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def cache_key(path: Path) -> str:
+    """The cache's key for a resolved path: the path itself, or its ``file://`` URI when the
+    name is not UTF-8, so the JSON file stays valid Unicode and two names never share a key."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return portable_path(text)
 
 
 class FingerprintCache:
@@ -41,9 +55,9 @@ class FingerprintCache:
                 self._entries = {}  # a damaged cache only costs a rehash
 
     def sha256(self, path: Path | str) -> str:
-        path = Path(path).resolve()
+        path = Path(to_fs(path)).resolve()
         st = path.stat()
-        key = str(path)
+        key = cache_key(path)
         entry = self._entries.get(key)
         if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
             return entry[2]

@@ -9,15 +9,17 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from emonets.errors import MediaError
+from emonets.paths import display_path, display_text, to_fs
 
 
 def load_grey_image(path: Path | str, *, size: int | None = None) -> np.ndarray:
     """One image as an H x W uint8 grey array, resized to size x size when given."""
-    path = Path(path)
+    path = Path(to_fs(path))  # any form emonets.paths knows (a WorkUnit may carry a file:// URI)
+    shown = display_path(path)  # messages stay valid text whatever the file name's bytes
     if not path.exists():
-        raise MediaError(f"{path}: file does not exist")
+        raise MediaError(f"{shown}: file does not exist")
     if path.stat().st_size == 0:
-        raise MediaError(f"{path}: file is empty (0 bytes)")
+        raise MediaError(f"{shown}: file is empty (0 bytes)")
     try:
         with Image.open(path) as img:
             img = img.convert("L")
@@ -25,7 +27,7 @@ def load_grey_image(path: Path | str, *, size: int | None = None) -> np.ndarray:
                 img = img.resize((size, size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise MediaError(f"{path}: not a readable image ({err})") from err
+        raise MediaError(f"{shown}: not a readable image ({display_text(str(err))})") from err
 
 
 def load_grey_images(paths: Sequence[Path | str], *, size: int = 48) -> np.ndarray:

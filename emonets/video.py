@@ -10,6 +10,7 @@ import av
 import numpy as np
 
 from emonets.errors import MediaError, NoVideoError
+from emonets.paths import display_path, display_text, to_fs
 
 
 @dataclass(frozen=True)
@@ -32,16 +33,21 @@ class Frame:
 
 
 def open_container(path: Path | str) -> av.container.InputContainer:
-    """Open a media file, turning every failure into a MediaError that names the file and why."""
-    path = Path(path)
-    if not path.exists():
-        raise MediaError(f"{path}: file does not exist")
-    if path.is_file() and path.stat().st_size == 0:
-        raise MediaError(f"{path}: file is empty (0 bytes)")
+    """Open a media file, turning every failure into a MediaError that names the file and why.
+
+    ``path`` may be any form emonets.paths knows (a str, bytes, or the ``file://`` URI a WorkUnit
+    carries for a non-UTF-8 name); messages show it escaped, so they are valid text to store.
+    """
+    fs = Path(to_fs(path))
+    shown = display_path(fs)
+    if not fs.exists():
+        raise MediaError(f"{shown}: file does not exist")
+    if fs.is_file() and fs.stat().st_size == 0:
+        raise MediaError(f"{shown}: file is empty (0 bytes)")
     try:
-        return av.open(str(path))
+        return av.open(str(fs))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
-        raise MediaError(f"{path}: not a readable media file ({err})") from err
+        raise MediaError(f"{shown}: not a readable media file ({display_text(str(err))})") from err
 
 
 def probe(path: Path | str) -> MediaInfo:
@@ -50,7 +56,7 @@ def probe(path: Path | str) -> MediaInfo:
         video = container.streams.video[0] if container.streams.video else None
         has_audio = bool(container.streams.audio)
         if video is None and not has_audio:
-            raise MediaError(f"{path}: no audio or video stream")
+            raise MediaError(f"{display_path(path)}: no audio or video stream")
         duration = _duration(container)
         if video is None:
             return MediaInfo(duration, 0.0, 0, 0, False, has_audio)
@@ -58,9 +64,10 @@ def probe(path: Path | str) -> MediaInfo:
         try:
             first = next(container.decode(video), None)
         except av.FFmpegError as err:
-            raise MediaError(f"{path}: video stream cannot be decoded ({err})") from err
+            reason = display_text(str(err))
+            raise MediaError(f"{display_path(path)}: video stream cannot be decoded ({reason})") from err
         if first is None:
-            raise MediaError(f"{path}: video stream holds no decodable frame")
+            raise MediaError(f"{display_path(path)}: video stream holds no decodable frame")
         return MediaInfo(duration, fps, first.width, first.height, True, has_audio)
 
 
@@ -89,7 +96,7 @@ def iter_frames(
     container = open_container(path)
     try:
         if not container.streams.video:
-            raise NoVideoError(f"{path}: no video stream")
+            raise NoVideoError(f"{display_path(path)}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         step = 1.0 / fps if fps else 0.0
@@ -111,10 +118,10 @@ def iter_frames(
                     return
         except av.FFmpegError as err:
             if kept == 0:
-                raise MediaError(f"{path}: video cannot be decoded ({err})") from err
+                raise MediaError(f"{display_path(path)}: video cannot be decoded ({display_text(str(err))})") from err
             # A truncated tail: keep what decoded, as players do.
             return
         if kept == 0:
-            raise MediaError(f"{path}: video stream holds no decodable frame")
+            raise MediaError(f"{display_path(path)}: video stream holds no decodable frame")
     finally:
         container.close()

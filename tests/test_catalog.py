@@ -142,3 +142,19 @@ def test_taking_the_lock_sweeps_what_a_killed_write_left(store, tmp_path):
     assert not (store.root / "models" / ".tmp-fused-x1").exists()
     assert outside.read_bytes() == b"a user's file"
     assert list(store.read("problems")["clip_id"]) == ["a"]
+
+
+def test_a_partition_written_before_a_column_was_added_reads_with_it_null(store):
+    spec = load_catalog()["clips"]
+    assert "path_bytes" in spec.added_columns
+    old_schema = pa.schema([f for f in spec.schema if f.name != "path_bytes"])
+    row = {f.name: [False if pa.types.is_boolean(f.type) else 0.0 if pa.types.is_floating(f.type) else "x"]
+           for f in old_schema}
+    folder = store.partition_dir("clips", "old-root")
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table(row, schema=old_schema), folder / "part.parquet")
+    (folder / "manifest.json").write_text(json.dumps({
+        "table": "clips", "partition": "old-root", "rows": 1, "fingerprint": "f", "library_version": "0"}))
+    clips = store.read("clips")
+    assert list(clips.columns) == spec.schema.names and clips["path_bytes"].isna().all()
+    assert list(store.read("clips", columns=["clip_id", "path_bytes"]).columns) == ["clip_id", "path_bytes"]

@@ -1,8 +1,13 @@
-"""One reader per dataset layout. Each returns a Scan; none opens media (ingest probes later)."""
+"""One reader per dataset layout. Each returns a Scan; none opens media (ingest probes later).
+
+Paths in a Scan are file-system strs (emonets.paths: surrogate-escaped where a name is not
+UTF-8), so any name the file system allows is kept exactly; clip ids are made display-safe by
+Candidate/Problem. Entries under a root that are not regular files become problems (iter_files).
+"""
 
 from __future__ import annotations
 
-import csv
+import os
 import re
 from pathlib import Path
 
@@ -14,7 +19,10 @@ from emonets.datasets.base import (
     media_kind,
     normalise_split,
 )
+from emonets.datasets.csvfile import iter_csv_rows
+from emonets.fingerprint import sha256_text
 from emonets.labels import UnknownLabelError, normalise_label
+from emonets.paths import URI_PREFIX, display_path, fs_bytes
 
 RAVDESS_NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 RAVDESS_EMOTIONS = {
@@ -36,7 +44,7 @@ def _label_or_problem(raw: str, path: Path, clip_id: str, scan: Scan) -> str | N
 def read_afew(root: Path) -> Scan:
     """AFEW/EmotiW trees: ``<root>/<Train|Val|Test>/<Emotion>/*.avi|mp4``."""
     scan = Scan("afew")
-    for path in iter_files(root):
+    for path in iter_files(root, scan.problems):
         rel = path.relative_to(root).parts
         kind = media_kind(path)
         if kind is None:
@@ -74,7 +82,7 @@ def read_ravdess(
         raise ValueError(f"calm policy must be one of {CALM_POLICIES}, not {calm!r}")
     scan = Scan("ravdess", policy={"calm": calm, "val_actors": [val_actors.start, val_actors.stop - 1],
                                    "test_actors": [test_actors.start, test_actors.stop - 1]})
-    for path in iter_files(root):
+    for path in iter_files(root, scan.problems):
         kind = media_kind(path)
         if kind is None:
             continue
@@ -111,7 +119,7 @@ def cremad_split(actor: int) -> str:
 def read_cremad(root: Path) -> Scan:
     """CREMA-D names ``ACTOR_SENTENCE_EMO_LEVEL`` (e.g. 1001_DFA_ANG_XX.flv); no surprise class."""
     scan = Scan("cremad", policy={"splits": "by actor: 1001-1063 train, 1064-1077 val, 1078-1091 test"})
-    for path in iter_files(root):
+    for path in iter_files(root, scan.problems):
         kind = media_kind(path)
         if kind is None:
             continue
@@ -132,7 +140,7 @@ def read_cremad(root: Path) -> Scan:
 def read_fer_folders(root: Path, *, default_split: str = "train") -> Scan:
     """FER-2013 as class folders (``<class>/*.jpg``), optionally under ``train/ val/ test/``."""
     scan = Scan("fer2013")
-    for path in iter_files(root):
+    for path in iter_files(root, scan.problems):
         if media_kind(path) != "image":
             continue
         rel = path.relative_to(root).parts
@@ -156,62 +164,94 @@ FER_CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutr
 
 
 def read_fer_csv(csv_path: Path) -> Scan:
-    """The original ``fer2013.csv`` (emotion, pixels, Usage). Rows become ``<csv>#<row>`` clips."""
+    """The original ``fer2013.csv`` (emotion, pixels, Usage). Rows become ``<csv>#<row>`` clips.
+
+    A row's fingerprint is the sha256 of its pixel values (whitespace-normalised), not of the
+    CSV file: identical images in two rows then share a fingerprint, exactly as identical JPEGs
+    do in the folder form, and ingest's one-copy rule treats both forms alike; editing one row
+    changes only that row's fingerprint.
+    """
     scan = Scan("fer2013", policy={"source": "csv"})
-    with open(csv_path, newline="") as fh:
-        for row_no, row in enumerate(csv.DictReader(fh)):
-            clip_id = f"fer2013-{row_no:05d}"
-            where = f"{csv_path}#{row_no}"
-            try:
-                code = int(row["emotion"])
-                label = FER_CSV_LABELS[code]
-            except (KeyError, ValueError, IndexError, TypeError):
-                scan.problems.append(Problem(clip_id, where, f"unknown label: emotion code {row.get('emotion')!r}"))
-                continue
-            split = normalise_split(row.get("Usage") or "Training") or "train"
-            if len((row.get("pixels") or "").split()) != 48 * 48:
-                scan.problems.append(Problem(clip_id, where, "pixels field does not hold 48x48 values"))
-                continue
-            scan.candidates.append(Candidate(clip_id, where, label, split, "", "fer2013", "image"))
+    for row_no, row in enumerate(iter_csv_rows(csv_path, required=("emotion", "pixels"))):
+        clip_id = f"fer2013-{row_no:05d}"
+        where = f"{csv_path}#{row_no}"
+        try:
+            code = int(row["emotion"])
+            label = FER_CSV_LABELS[code]
+        except (KeyError, ValueError, IndexError, TypeError):
+            scan.problems.append(Problem(clip_id, where, f"unknown label: emotion code {row.get('emotion')!r}"))
+            continue
+        split = normalise_split(row.get("Usage") or "Training") or "train"
+        values = (row.get("pixels") or "").split()
+        if len(values) != 48 * 48:
+            scan.problems.append(Problem(clip_id, where, "pixels field does not hold 48x48 values"))
+            continue
+        digest = sha256_text("fer2013-pixels:" + " ".join(values))
+        scan.candidates.append(Candidate(clip_id, where, label, split, "", "fer2013", "image", digest))
     return scan
 
 
-def read_manifest(csv_path: Path) -> Scan:
+def _manifest_path(text: str, folder: Path) -> Path:
+    """A manifest's path cell as a file-system path: relative to the manifest's folder; a
+    ``file://`` URI (percent-encoded bytes) can name files whose names are not UTF-8."""
+    path = Path(os.fsdecode(fs_bytes(text))) if text.startswith(URI_PREFIX) else Path(text)
+    return path if path.is_absolute() else folder / path
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+def read_manifest(csv_path: Path, *, allow_outside: bool = False) -> Scan:
     """A generic CSV manifest: columns path, label, optional split and speaker.
 
-    Relative paths are resolved against the manifest's folder. An empty label means
-    unlabelled (fine for prediction); a missing split defaults to ``test``.
+    Relative paths are resolved against the manifest's folder; a ``file://`` URI may give a
+    name whose bytes are not UTF-8. A path that leaves the manifest's folder (``../``, an
+    absolute path elsewhere, or a symlink inside it that points elsewhere) is refused with a
+    problem row unless ``allow_outside``: a manifest handed over with a dataset must not make
+    ingest open (and store the name and fingerprint of) files elsewhere on the machine. The
+    stored path is the resolved one, so the file opened later is the file checked here; the
+    clip id is the name as written in the manifest. An empty label means unlabelled (fine for
+    prediction); a missing split defaults to ``test``.
     """
-    scan = Scan("csv")
-    with open(csv_path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or "path" not in reader.fieldnames:
-            raise ValueError(f"{csv_path}: a manifest needs a 'path' column (found {reader.fieldnames})")
-        for row in reader:
-            path = Path(row["path"].strip())
-            if not path.is_absolute():
-                path = (csv_path.parent / path).resolve()
-            clip_id = path.stem
-            kind = media_kind(path) or "video"
-            raw = (row.get("label") or "").strip()
-            label = ""
-            if raw:
-                label = _label_or_problem(raw, path, clip_id, scan)
-                if label is None:
-                    continue
-            split = normalise_split(row.get("split") or "test")
-            if split is None:
-                scan.problems.append(Problem(clip_id, str(path), f"unknown split {row.get('split')!r}"))
+    scan = Scan("csv", policy={"allow_outside": allow_outside} if allow_outside else {})
+    folder = csv_path.parent
+    for row_no, row in enumerate(iter_csv_rows(csv_path, required=("path",)), start=2):
+        text = (row.get("path") or "").strip()
+        if not text:
+            scan.problems.append(Problem(f"row-{row_no}", f"{csv_path}#{row_no}", f"row {row_no}: empty path"))
+            continue
+        given = _manifest_path(text, folder)
+        clip_id = given.stem
+        if "\x00" in str(given):
+            scan.problems.append(Problem(clip_id, text, f"row {row_no}: path contains a NUL character"))
+            continue
+        path = given.resolve()
+        if not allow_outside and not _inside(given, folder):
+            scan.problems.append(Problem(
+                clip_id, str(path), f"row {row_no}: path leaves the manifest's folder "
+                f"({display_path(os.path.realpath(folder))}); refused (pass --allow-outside to accept it)"))
+            continue
+        kind = media_kind(path) or media_kind(given) or "video"
+        raw = (row.get("label") or "").strip()
+        label = ""
+        if raw:
+            label = _label_or_problem(raw, path, clip_id, scan)
+            if label is None:
                 continue
-            speaker = (row.get("speaker") or "").strip()
-            scan.candidates.append(Candidate(clip_id, str(path), label, split, speaker, "csv", kind))
+        split = normalise_split(row.get("split") or "test")
+        if split is None:
+            scan.problems.append(Problem(clip_id, str(path), f"unknown split {row.get('split')!r}"))
+            continue
+        speaker = (row.get("speaker") or "").strip()
+        scan.candidates.append(Candidate(clip_id, str(path), label, split, speaker, "csv", kind))
     return scan
 
 
 def read_unlabelled(root: Path) -> Scan:
     """Any folder of media files without labels (e.g. new videos to predict on): split test."""
     scan = Scan("videos")
-    for path in iter_files(root):
+    for path in iter_files(root, scan.problems):
         kind = media_kind(path)
         if kind in ("video", "audio"):
             scan.candidates.append(Candidate(path.stem, str(path), "", "test", "", "videos", kind))
