@@ -8,16 +8,21 @@ Layout::
     arrays.npz           plain arrays (``allow_pickle=False``)
 
 Nothing in a bundle is unpickled as an arbitrary object, so a bundle from elsewhere cannot run code.
+A folder is a bundle when it holds ``bundle.json``; that file also lists the parts written with it,
+so a bundle with a part missing, truncated or refused fails with a BundleError naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import platform
+import re
 import shutil
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,55 @@ from emonets import __version__
 
 # Only these module prefixes may appear inside a .skops file we load.
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
+
+BUNDLE_FILE = "bundle.json"
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used: a part missing, corrupt, or refused as unsafe (names the file)."""
+
+
+def is_bundle(path: Path | str) -> bool:
+    """A model bundle is a folder holding ``bundle.json``."""
+    return (Path(path) / BUNDLE_FILE).is_file()
+
+
+def check_replaceable(path: Path | str) -> None:
+    """Refuse a target that holds something other than a bundle (nothing of the user's is replaced).
+
+    Absent, an empty folder, or an existing bundle: fine. A file, or a folder with other
+    contents: ValueError, and the target is left untouched.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise ValueError(f"{path} exists and is not a folder; give a new path, an empty folder or a model bundle")
+    if not is_bundle(path) and any(path.iterdir()):
+        raise ValueError(f"{path} is a folder with other contents (not a model bundle: no {BUNDLE_FILE}); "
+                         "give a new path, an empty folder or an existing bundle to replace")
+
+
+def copy_bundle(src: Path | str, dst: Path | str) -> Path:
+    """Copy a bundle to ``dst`` (absent, empty, or a bundle it replaces), atomically.
+
+    The copy is written into a temp folder beside ``dst`` and renamed into place; ``dst``
+    holding anything but a bundle is refused (check_replaceable) before anything is written.
+    """
+    src, dst = Path(src), Path(dst)
+    if not is_bundle(src):
+        raise FileNotFoundError(f"{src}: not a model bundle (no {BUNDLE_FILE})")
+    check_replaceable(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{dst.name}-", dir=dst.parent))
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        check_replaceable(dst)  # still absent, empty or a bundle (nothing appeared meanwhile)
+        replace_dir(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dst
 
 
 @dataclass
@@ -75,14 +129,16 @@ def save_bundle(path: Path | str, bundle: Bundle) -> Path:
                 dump(est, tmp / "sklearn" / f"{name}.skops")
         if bundle.arrays:
             np.savez(tmp / "arrays.npz", **bundle.arrays)
+        parts = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file())
         description = {
             "kind": bundle.kind,
+            "files": parts,
             "config": bundle.config,
             "metrics": bundle.metrics,
             "inputs": bundle.inputs,
             "meta": {**bundle.meta, "created": time.time(), "versions": package_versions()},
         }
-        (tmp / "bundle.json").write_text(json.dumps(description, indent=2, sort_keys=True, default=_jsonable))
+        (tmp / BUNDLE_FILE).write_text(json.dumps(description, indent=2, sort_keys=True, default=_jsonable))
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -91,31 +147,27 @@ def save_bundle(path: Path | str, bundle: Bundle) -> Path:
 
 
 def load_bundle(path: Path | str, *, kind: str | None = None) -> Bundle:
-    """Load a bundle safely; ``kind`` (when given) must match what the bundle says it is."""
-    import torch
-    from skops.io import get_untrusted_types, load
+    """Load a bundle safely; ``kind`` (when given) must match what the bundle says it is.
 
+    Raises FileNotFoundError for a folder without ``bundle.json``, BundleError (a ValueError
+    naming the file) for a part that is missing, corrupt, or refused by ``weights_only``.
+    """
     path = Path(path)
-    desc_file = path / "bundle.json"
-    if not desc_file.is_file():
-        raise FileNotFoundError(f"{path}: not a model bundle (no bundle.json)")
-    desc = json.loads(desc_file.read_text())
-    if kind is not None and desc["kind"] != kind:
-        raise ValueError(f"{path}: bundle holds a {desc['kind']!r} model, expected {kind!r}")
-    torch_states = {
-        f.stem: torch.load(f, map_location="cpu", weights_only=True) for f in sorted((path / "torch").glob("*.pt"))
-    }
-    estimators = {}
-    for f in sorted((path / "sklearn").glob("*.skops")):
-        types = get_untrusted_types(file=f)
-        bad = [t for t in types if not t.startswith(_TRUSTED_PREFIXES)]
-        if bad:
-            raise ValueError(f"{f}: refuses to load untrusted types {bad}")
-        estimators[f.stem] = load(f, trusted=types)
+    desc = read_description(path)
+    if kind is not None and desc.get("kind") != kind:
+        raise ValueError(f"{path}: bundle holds a {desc.get('kind')!r} model, expected {kind!r}")
+    missing = [f for f in desc.get("files", []) if not (path / f).is_file()]
+    if missing:
+        raise BundleError(f"{path}: incomplete bundle, missing {', '.join(missing)}")
+    torch_states = {f.stem: _load_torch(f) for f in sorted((path / "torch").glob("*.pt"))}
+    estimators = {f.stem: _load_skops(f) for f in sorted((path / "sklearn").glob("*.skops"))}
     arrays = {}
     if (path / "arrays.npz").is_file():
-        with np.load(path / "arrays.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        try:
+            with np.load(path / "arrays.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            raise BundleError(f"{path / 'arrays.npz'}: corrupt or truncated array file ({_first_line(err)})") from err
     return Bundle(
         kind=desc["kind"],
         config=desc.get("config", {}),
@@ -126,6 +178,62 @@ def load_bundle(path: Path | str, *, kind: str | None = None) -> Bundle:
         arrays=arrays,
         meta=desc.get("meta", {}),
     )
+
+
+def read_description(path: Path | str) -> dict[str, Any]:
+    """A bundle's ``bundle.json``; FileNotFoundError if there is none, BundleError if unreadable."""
+    desc_file = Path(path) / BUNDLE_FILE
+    if not desc_file.is_file():
+        raise FileNotFoundError(f"{path}: not a model bundle (no {BUNDLE_FILE})")
+    try:
+        desc = json.loads(desc_file.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BundleError(f"{desc_file}: unreadable bundle description ({_first_line(err)})") from err
+    if not isinstance(desc, dict) or "kind" not in desc:
+        raise BundleError(f"{desc_file}: not a bundle description (no 'kind')")
+    return desc
+
+
+def _load_torch(f: Path) -> dict:
+    import torch
+
+    try:
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if refused:
+            raise BundleError(f"{f}: refused to load: it holds {refused.group(1)}, not plain weights "
+                              "(only tensors and plain containers are loaded, so it cannot run code)") from err
+        raise BundleError(f"{f}: corrupt or truncated weights file ({_torch_detail(err)})") from err
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
+        raise BundleError(f"{f}: corrupt or truncated weights file ({_torch_detail(err)})") from err
+
+
+def _torch_detail(err: BaseException) -> str:
+    """The telling part of torch.load's long messages (which advise weights_only=False: never here)."""
+    hit = re.search(r"(Unsupported [^\n.]*|PytorchStreamReader failed [^\n.:]*)", str(err))
+    return hit.group(1).strip() if hit else _first_line(err)
+
+
+def _load_skops(f: Path):
+    from skops.io import get_untrusted_types, load
+
+    try:
+        types = get_untrusted_types(file=f)
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise BundleError(f"{f}: corrupt or truncated estimator file ({_first_line(err)})") from err
+    bad = [t for t in types if not t.startswith(_TRUSTED_PREFIXES)]
+    if bad:
+        raise BundleError(f"{f}: refuses to load untrusted types {bad}")
+    try:
+        return load(f, trusted=types)
+    except (ValueError, OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        raise BundleError(f"{f}: corrupt estimator file ({_first_line(err)})") from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def replace_dir(new: Path, target: Path) -> None:

@@ -8,7 +8,6 @@ bundles, so one folder predicts end to end.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emonets.bundle import Bundle, load_bundle, replace_dir, save_bundle
+from emonets.bundle import Bundle, BundleError, load_bundle, read_description, replace_dir, save_bundle
 from emonets.evaluation import metrics_dict
 from emonets.fusion import FUSERS, labels_of, predictions_to_tensor
 from emonets.labels import PROB_COLUMNS
@@ -154,17 +153,26 @@ class FusedModel:
         from emonets.train import specialist_class
 
         bundle = load_bundle(path, kind="fused")
-        method = bundle.config["method"]
+        method = bundle.config.get("method")
+        if method not in FUSERS:
+            raise BundleError(f"{path}: unknown fusion method {method!r} in {Path(path) / 'bundle.json'}")
         arrays = {k[len("fuser_"):]: v for k, v in bundle.arrays.items() if k.startswith("fuser_")}
-        fuser = FUSERS[method].from_arrays(arrays)
-        specialists = {name: specialist_class(name)[0].load(Path(path) / "specialists" / name)
-                       for name in bundle.config["specialists"]}
+        try:
+            fuser = FUSERS[method].from_arrays(arrays)
+        except (KeyError, ValueError) as err:
+            raise BundleError(f"{path}: the {method} fuser's arrays are missing or malformed ({err})") from err
+        specialists = {}
+        for name in bundle.config.get("specialists", []):
+            part = Path(path) / "specialists" / name
+            if not (part / "bundle.json").is_file():
+                raise BundleError(f"{path}: incomplete fused bundle, no specialist bundle at {part}")
+            specialists[name] = specialist_class(name)[0].load(part)
         return cls(specialists, fuser, method)
 
 
 def bundle_kind(path: Path | str) -> str:
-    """The kind a bundle folder says it holds (a specialist's name, or "fused")."""
-    desc = Path(path) / "bundle.json"
-    if not desc.is_file():
-        raise FileNotFoundError(f"{path}: not a model bundle (no bundle.json)")
-    return json.loads(desc.read_text())["kind"]
+    """The kind a bundle folder says it holds (a specialist's name, or "fused").
+
+    FileNotFoundError for a folder (or file) that is no bundle, BundleError for an unreadable one.
+    """
+    return read_description(path)["kind"]

@@ -30,6 +30,17 @@ from emonets.training_data import SPECIALIST_TABLE, frames_and_labels, split_set
 SPECIALISTS: tuple[str, ...] = ("face_cnn", "audio", "bag_of_mouths", "motion")
 
 
+def check_specialist(name: str) -> str:
+    """``name`` when it is a specialist; else ValueError listing them (with a close match, if any)."""
+    if name in SPECIALISTS:
+        return name
+    import difflib
+
+    close = difflib.get_close_matches(name, SPECIALISTS, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown specialist {name!r}{hint} (choose from {', '.join(SPECIALISTS)})")
+
+
 def specialist_class(name: str) -> tuple[type, type]:
     """(model class, config class) of a specialist, imported on demand."""
     if name == "face_cnn":
@@ -48,7 +59,8 @@ def specialist_class(name: str) -> tuple[type, type]:
         from emonets.specialists.motion import MotionSpecialist, MotionSpecialistConfig
 
         return MotionSpecialist, MotionSpecialistConfig
-    raise ValueError(f"unknown specialist {name!r}; choose from {', '.join(SPECIALISTS)}")
+    check_specialist(name)
+    raise AssertionError(name)  # pragma: no cover - check_specialist raised
 
 
 def make_config(name: str, overrides: dict[str, Any] | None = None, *, max_epochs: int | None = None):
@@ -158,4 +170,4 @@ def score(model: Specialist, name: str, clips: pd.DataFrame, sets: dict[str, Cli
     return TrainResult(model, predictions, metrics, unscored)
 
 
-__all__ = ["SPECIALISTS", "TrainResult", "make_config", "score", "specialist_class", "train_specialist"]
+__all__ = ["SPECIALISTS", "TrainResult", "check_specialist", "make_config", "score", "specialist_class", "train_specialist"]

@@ -1,4 +1,9 @@
-"""The `emonets` command: ingest, extract, train, evaluate, fuse, predict, compose, report."""
+"""The `emonets` command: ingest, extract, train, evaluate, fuse, predict, compose, report.
+
+Each command checks its arguments (names, paths, bundles, JSON) and takes the store's lock before
+it imports Prefect, so a mistake or a busy store is reported within a second; failures known to
+happen (flows.errors) are one line ``error: …`` with exit status 2 (usage) or 1 (the run failed).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,14 @@ import typer
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from flows.compose_cmd import compose
-from flows.console import console, print_json_line, print_problems, print_table
+from flows.console import console, json_safe, print_json_line, print_problems, print_table, safe
+from flows.errors import RUN_FAILED, choice, cli_run, raise_if_disk_full
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="EmoNets: multimodal emotion recognition in video.")
+                  help="EmoNets: multimodal emotion recognition in video. Exit status: 0 done; 1 the run "
+                       "failed (disk full, I/O error; predict: a video could not be labelled); 2 a usage "
+                       "error (bad name, option or path, not a bundle, refused model file, store in use, "
+                       "missing prerequisite). Errors are one line, `error: ...`.")
 
 FORMAT_HELP = "auto | afew | ravdess | cremad | fer2013 | csv | videos"
 
@@ -33,6 +42,74 @@ def store_root(store: Optional[Path]) -> str:
     from data_catalog import default_store_root
 
     return str(Path(store).expanduser().resolve() if store else default_store_root())
+
+
+# -- checks made before any flow (and Prefect) starts: a mistake is reported in a second ---------
+# They raise ValueError / FileNotFoundError inside `cli_run(flows=False)`, which prints one line.
+
+def _store(store: Optional[Path]):
+    from data_catalog import Store
+
+    root = Path(store_root(store))
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--store {root} is a file, not a store folder")
+    return Store(root)
+
+
+def _ingested_store(store: Optional[Path]):
+    """The store, which must hold ingested clips (the commands that read them say what to run first)."""
+    home = _store(store)
+    if not home.partitions("clips"):
+        raise ValueError(f"nothing ingested in the store {home.root}; "
+                         f"run `emonets ingest DATA_ROOT --store {home.root}` first")
+    return home
+
+
+def _json_object(text: Optional[str], option: str) -> dict:
+    import json
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{option} is not valid JSON ({err.msg} at character {err.pos}): {text}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{option} must be a JSON object, e.g. '{{\"max_epochs\": 5}}', not {text}")
+    return value
+
+
+def _bundle_arg(path: Path, what: str) -> Path:
+    from emonets.bundle import is_bundle
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    if not is_bundle(path):
+        raise ValueError(f"{what} {path} is not a model bundle (a folder with bundle.json)")
+    return path
+
+
+def _data_root(root: Path) -> Path:
+    if not Path(root).expanduser().exists():
+        raise FileNotFoundError(f"data root {root} does not exist")
+    return root
+
+
+def _csv_of(root: Path) -> Optional[Path]:
+    """The CSV a data root is read from, if it is one (named when it cannot be read)."""
+    root = Path(root).expanduser()
+    if root.is_file():
+        return root
+    return next((root / n for n in ("manifest.csv", "fer2013.csv") if (root / n).is_file()), None)
+
+
+def _check_runner(runner: str, dask_address: Optional[str]) -> None:
+    from flows.runners import RUNNERS, check_dask_address
+
+    choice(runner, RUNNERS, "runner")
+    if runner == "dask" and dask_address:
+        check_dask_address(dask_address)
 
 
 @app.command()
@@ -81,26 +158,27 @@ def extract(
     dask_address: Optional[str] = typer.Option(None, help="tcp://HOST:PORT of a Dask scheduler (with --runner dask)"),
 ) -> None:
     """Extract features for every ingested clip (only what changed is recomputed)."""
-    from data_catalog import StoreLockedError
-    from flows.extract_features import run_extract_features
-    from flows.progress import rich_progress
-    from flows.runners import RunnerUnavailableError
+    from emonets.extraction import STAGES
 
-    wanted = [s.strip() for s in stages.split(",") if s.strip()]
-    try:
+    with cli_run(flows=False):
+        wanted = [choice(s.strip(), STAGES, "stage") for s in stages.split(",") if s.strip()]
+        _check_runner(runner, dask_address)
+        home = _ingested_store(store)
+    with cli_run(lock=home):
+        from flows.extract_features import run_extract_features
+        from flows.progress import rich_progress
+
         with rich_progress("extracting") as progress:
-            summary = run_extract_features(store_root(store), stages=wanted, runner=runner,
+            summary = run_extract_features(str(home.root), stages=wanted, runner=runner,
                                            dask_address=dask_address, progress=progress)
-    except (StoreLockedError, RunnerUnavailableError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(2) from None
+        raise_if_disk_full(summary["errors"])
     rows = [[stage, c["computed"], c["cached"]] for stage, c in sorted(summary["by_stage"].items())]
     print_table("extraction", ["stage", "computed", "cached"], rows)
     console.print(f"clips {summary['clips']}, units {summary['units']}, computed {summary['computed']}, "
                   f"cached {summary['cached']}, failed {summary['failed']}, face found rate "
                   f"{summary['face_found_rate']}, problems {summary['problems']}, {summary['seconds']} s")
     for err in summary["errors"]:
-        console.print(f"[red]task failed:[/] {err}")
+        console.print(f"[red]task failed:[/] {safe(err)}")
     print_json_line(summary)
 
 
@@ -109,28 +187,35 @@ def train(
     specialist: str = typer.Argument(..., help="face_cnn | audio | bag_of_mouths | motion"),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     max_epochs: Optional[int] = typer.Option(None, help="cap on training epochs"),
-    out: Optional[Path] = typer.Option(None, "--out", help="also copy the model bundle here"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also copy the model bundle here: a new path, an empty "
+                                       "folder, or an existing bundle (replaced); anything else is refused"),
     config: Optional[str] = typer.Option(None, help='JSON of config overrides, e.g. \'{"cnn_bundle": "..."}\''),
+    runner: str = typer.Option("local", help="task runner of the feature extraction: local | threads | dask"),
 ) -> None:
-    """Train one specialist on the ingested and extracted tables; print its metrics."""
-    import json
-    import shutil
+    """Extract the features SPECIALIST needs (only what changed), train it; print its metrics."""
+    with cli_run(flows=False):
+        from emonets.bundle import check_replaceable
+        from emonets.train import check_specialist
 
-    from data_catalog import StoreLockedError
-    from flows.train_specialist import train_specialist
+        name = check_specialist(specialist)
+        overrides = _json_object(config, "--config")
+        if overrides.get("cnn_bundle"):
+            _bundle_arg(Path(overrides["cnn_bundle"]), "cnn_bundle")
+        _check_runner(runner, None)
+        if out is not None:
+            check_replaceable(out)
+        home = _ingested_store(store)
+    with cli_run(lock=home):
+        from emonets.bundle import copy_bundle
+        from flows.train_specialist import train_specialist
 
-    try:
-        summary = train_specialist(specialist, store_root(store), json.loads(config) if config else None, max_epochs)
-    except (StoreLockedError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(2) from None
-    if out is not None:
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(summary["bundle"], out)
-        summary["bundle"] = str(out)
+        summary = train_specialist(name, str(home.root), overrides or None, max_epochs, runner=runner)
+        if out is not None:
+            summary["bundle"] = str(copy_bundle(summary["bundle"], out))
     rows = [[split, m["n"], m["accuracy"], m["macro_f1"]] for split, m in sorted(summary.get("metrics", {}).items())]
-    print_table(f"{specialist} ({summary['status']})", ["split", "n", "accuracy", "macro-F1"], rows)
+    print_table(f"{name} ({summary['status']})", ["split", "n", "accuracy", "macro-F1"], rows)
+    ex = summary["extraction"]
+    console.print(f"extraction: {ex['computed']} computed, {ex['cached']} reused, {ex['failed']} failed")
     console.print(f"bundle: {summary['bundle']}; scored {summary.get('scored')} clips, "
                   f"could not score {summary.get('unscored', 0)}")
     print_json_line(summary)
@@ -149,22 +234,28 @@ def train_all_cmd(
     fusion_draws: int = typer.Option(400_000, help="random-search draws"),
 ) -> None:
     """Ingest -> extract -> train every specialist -> fuse -> report, through the Prefect flow."""
-    import json
+    with cli_run(flows=False):
+        from emonets.datasets import FORMATS
+        from emonets.train import check_specialist
 
-    from data_catalog import StoreLockedError
-    from emonets.datasets import UnknownFormatError
-    from flows.runners import RunnerUnavailableError
-    from flows.train_all import train_all
+        names = [check_specialist(s.strip()) for s in specialists.split(",") if s.strip()]
+        formats = [choice(f, FORMATS, "format") for f in format or []]
+        for root in roots or []:
+            _data_root(root)
+        if formats and len(formats) != len(roots or []):
+            raise ValueError(f"give one --format per data root ({len(formats)} formats, {len(roots or [])} roots)")
+        configs = _json_object(config, "--config")
+        for key, value in configs.items():
+            if not isinstance(value, dict):
+                raise ValueError(f"--config: the value of {key!r} must be a JSON object of settings")
+        _check_runner(runner, dask_address)
+        home = _store(store)
+    with cli_run(lock=home, csv_file=_csv_of(roots[0]) if roots and len(roots) == 1 else None):
+        from flows.train_all import train_all
 
-    try:
-        summary = train_all(data_roots=[str(r) for r in roots] if roots else None, store_root=store_root(store),
-                            formats=list(format) if format else None,
-                            specialists=[s.strip() for s in specialists.split(",") if s.strip()],
-                            runner=runner, dask_address=dask_address, max_epochs=max_epochs,
-                            configs=json.loads(config) if config else None, fusion_draws=fusion_draws)
-    except (StoreLockedError, UnknownFormatError, RunnerUnavailableError, FileNotFoundError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(2) from None
+        summary = train_all(data_roots=[str(r) for r in roots] if roots else None, store_root=str(home.root),
+                            formats=formats or None, specialists=names, runner=runner, dask_address=dask_address,
+                            max_epochs=max_epochs, configs=configs or None, fusion_draws=fusion_draws)
     rows = [[name, info["status"], info.get("scored", ""), summary["test_accuracy"].get(name, "—")]
             for name, info in summary["specialists"].items()]
     from emonets.fusion import FUSERS
@@ -172,8 +263,12 @@ def train_all_cmd(
     rows += [[m, "fusion", "", summary["test_accuracy"].get(m, "—")] for m in FUSERS]
     print_table("train-all", ["model", "status", "scored", "test accuracy"], rows)
     ex = summary["extraction"]
-    console.print(f"extraction: {ex['computed']} computed, {ex['cached']} reused; fusion {summary['fusion']['status']} "
-                  f"(best on val: {summary['fusion']['best_method']}); {summary['seconds']} s")
+    failed = f", {ex['failed']} failed" if ex.get("failed") else ""
+    console.print(f"extraction: {ex['computed']} computed, {ex['cached']} reused{failed}; fusion "
+                  f"{summary['fusion']['status']} (best on val: {summary['fusion']['best_method']}); "
+                  f"{summary['seconds']} s")
+    for err in ex.get("errors", []):
+        console.print(f"[red]task failed:[/] {safe(err)}")
     console.print(f"report: [bold]{summary['report']}/report.md[/]")
     print_json_line(summary)
 
@@ -186,35 +281,64 @@ def predict(
     json_out: bool = typer.Option(False, "--json", help="one JSON object per video instead of the table"),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="also write the predictions as CSV"),
 ) -> None:
-    """Predict the emotion of each video (fused, and each specialist's view)."""
+    """Predict the emotion of each video (fused, and each specialist's view).
+
+    Every video gets a record (a row, or a JSON object with --json), saying why when it has no label.
+
+    Exit status: 0 every video labelled; 1 some could not be (missing, unreadable, nothing usable); 2 usage error.
+    """
     import json
     import time
 
-    from flows.predict import predict as predict_flow
+    from flows.locking import predict_store
 
+    with cli_run(flows=False):
+        home = _store(store)
+        if model is not None:
+            bundle = _bundle_arg(model, "--model")
+        else:
+            bundle = home.path("models", "fused")  # tasks.fuse.fused_path
+            if not (bundle / "bundle.json").is_file():
+                raise ValueError(f"no fused model in the store {home.root} (looked in {bundle}); "
+                                 "run `emonets train-all` first, or pass --model BUNDLE")
+        paths = [str(Path(v).expanduser().resolve()) for v in videos]
+        absent = {p: "no such file" if not Path(p).exists() else "not a file"
+                  for p in paths if not Path(p).is_file()}
+        present = list(dict.fromkeys(p for p in paths if p not in absent))
     started = time.perf_counter()
-    try:
-        results = predict_flow([str(v) for v in videos], str(model) if model else None, store_root(store))
-    except (FileNotFoundError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(2) from None
+    results: list[dict] = []
+    if present:
+        with cli_run(lock=predict_store(home)):
+            from flows.predict import predict as predict_flow
+
+            results = predict_flow(present, str(bundle), str(home.root))
     seconds = time.perf_counter() - started
+    by_path = {r["path"]: r for r in results}
+    by_path.update({p: {"clip_id": Path(p).stem, "path": p, "label": None, "probabilities": None,
+                        "specialists": {}, "missing": [], "error": reason} for p, reason in absent.items()})
+    order = list(dict.fromkeys(paths))  # as given; anything else the flow returned after
+    results = [by_path.pop(p) for p in order if p in by_path] + list(by_path.values())
     if csv_out:
-        _write_predictions_csv(results, csv_out)
+        with cli_run(flows=False):
+            _write_predictions_csv(results, csv_out)
+    failed = sum(1 for r in results if not r["label"])
     if json_out:
         for r in results:
-            print(json.dumps(r, sort_keys=True))
-        return
-    rows = []
-    for r in results:
-        note = r.get("error") or (f"no {', '.join(r['missing'])}" if r["missing"] else "")
-        views = ", ".join(f"{n}:{v['label']}" for n, v in r["specialists"].items())
-        conf = max(r["probabilities"].values()) if r["probabilities"] else ""
-        rows.append([Path(r["path"]).name, r["label"] or "—", conf, views, note])
-    print_table("predictions", ["video", "label", "p", "specialists", "note"], rows)
-    console.print(f"{len(results)} videos in {seconds:.1f} s ({seconds / max(1, len(results)):.1f} s per video)")
-    print_json_line({"videos": len(results), "seconds": round(seconds, 2),
-                     "labels": {Path(r["path"]).name: r["label"] for r in results}})
+            print(json.dumps(json_safe(r), sort_keys=True), flush=True)
+    else:
+        rows = []
+        for r in results:
+            note = r.get("error") or (f"no {', '.join(r['missing'])}" if r["missing"] else "")
+            views = ", ".join(f"{n}:{v['label']}" for n, v in r["specialists"].items())
+            conf = max(r["probabilities"].values()) if r["probabilities"] else ""
+            rows.append([Path(r["path"]).name, r["label"] or "—", conf, views, note])
+        print_table("predictions", ["video", "label", "p", "specialists", "note"], rows)
+        console.print(f"{len(results)} videos in {seconds:.1f} s ({seconds / max(1, len(results)):.1f} s per video)"
+                      + (f"; {failed} could not be labelled" if failed else ""))
+        print_json_line({"videos": len(results), "seconds": round(seconds, 2), "failed": failed,
+                         "labels": {Path(r["path"]).name: r["label"] for r in results}})
+    if failed:
+        raise typer.Exit(RUN_FAILED)
 
 
 def _write_predictions_csv(results: list[dict], path: Path) -> None:
@@ -241,15 +365,20 @@ def evaluate(
     split: Optional[str] = typer.Option(None, help="only clips of this split (default: all labelled clips)"),
 ) -> None:
     """Ingest and extract DATA_ROOT as needed, then print accuracy, macro-F1 and the confusion matrix."""
-    from emonets.datasets import UnknownFormatError
     from emonets.labels import EMOTIONS
-    from flows.predict import evaluate as evaluate_flow
+    from flows.locking import evaluate_store
 
-    try:
-        result = evaluate_flow(str(bundle), str(data_root), format, store_root(store), split)
-    except (UnknownFormatError, FileNotFoundError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(2) from None
+    with cli_run(flows=False):
+        from emonets.datasets import FORMATS
+
+        choice(format, FORMATS, "format")
+        _bundle_arg(bundle, "BUNDLE")
+        _data_root(data_root)
+        home = _store(store)
+    with cli_run(lock=evaluate_store(home, data_root), csv_file=_csv_of(data_root)):
+        from flows.predict import evaluate as evaluate_flow
+
+        result = evaluate_flow(str(bundle), str(data_root), format, str(home.root), split)
     console.print(f"{bundle} on {data_root} ({result['split']}): accuracy {result['accuracy']:.4f}, "
                   f"macro-F1 {result['macro_f1']:.4f}, n {result['n']}")
     if result["confusion"]:

@@ -20,7 +20,7 @@ from emonets.labels import LABEL_INDEX
 from emonets.predict import load_model, predict_clips, stages_needed
 from emonets.training_data import SPECIALIST_TABLE
 from flows.extract_features import extract_features
-from flows.locking import exclusive_store
+from flows.locking import evaluate_store, exclusive_store, predict_store
 from flows.runners import make_task_runner
 from tasks.fuse import fused_path
 from tasks.ingest import ingest_root
@@ -45,7 +45,7 @@ def predict(videos: list[str], model: str | None = None, store_root: str | None 
     model = model or str(fused_path(home))
     paths = [str(Path(v).expanduser().resolve()) for v in videos]
     key = hashlib.sha256("|".join(sorted(paths)).encode()).hexdigest()[:12]
-    work = Store(home.path("_predict"))
+    work = predict_store(home)
     manifest = work.path("requests", f"{key}.csv")
     with atomic_path(manifest) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -64,7 +64,7 @@ def evaluate(model: str, data_root: str, format: str = "auto", store_root: str |
     """Accuracy, macro-F1 and the confusion matrix of a bundle on every labelled clip of a root."""
     home = Store(store_root or default_store_root())
     root = str(Path(data_root).expanduser().resolve())
-    work = Store(home.path("_eval", hashlib.sha256(root.encode()).hexdigest()[:12]))
+    work = evaluate_store(home, root)
     results, ingested = _run(model, root, format, work, runner)
     clips = work.read("clips", partitions=[ingested["partition"]]).set_index("clip_id")
     scored = [r for r in results if r["label"] and r["true_label"] in LABEL_INDEX

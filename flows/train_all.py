@@ -7,13 +7,16 @@ its inputs or its config changed, and fusion re-fits only when a prediction chan
 
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 
 from data_catalog import Store, default_store_root
-from emonets.train import SPECIALISTS
+from emonets.predict import STAGES_FOR
+from emonets.train import SPECIALISTS, check_specialist
+from flows.errors import raise_if_disk_full
 from flows.extract_features import extract_features
 from flows.locking import exclusive_store
 from flows.runners import make_task_runner
@@ -22,7 +25,7 @@ from tasks.ingest import ingest_root
 from tasks.report import report_task
 from tasks.train import train_in_flow
 
-SPECIALIST_STAGES = {"face_cnn": ["faces"], "audio": ["mfcc"], "bag_of_mouths": ["faces", "mouths"], "motion": ["motion"]}
+SPECIALIST_STAGES = STAGES_FOR  # the extraction stages each specialist reads
 
 
 @flow(name="train-all", log_prints=True)
@@ -45,10 +48,7 @@ def train_all(
     """
     logger = get_run_logger()
     store = Store(store_root or default_store_root())
-    specialists = list(specialists or SPECIALISTS)
-    unknown = sorted(set(specialists) - set(SPECIALISTS))
-    if unknown:
-        raise ValueError(f"unknown specialists {unknown}; choose from {', '.join(SPECIALISTS)}")
+    specialists = [check_specialist(name) for name in (specialists or SPECIALISTS)]
     configs = dict(configs or {})
     started = time.perf_counter()
     with exclusive_store(store):
@@ -62,6 +62,7 @@ def train_all(
         clip_ids = store.read("clips", partitions=partitions)["clip_id"].tolist()
         extraction = extract_features.with_options(task_runner=make_task_runner(runner, dask_address=dask_address))(
             store_root=str(store.root), stages=stages, configs=configs.get("extract"), clip_ids=clip_ids)
+        raise_if_disk_full(extraction["errors"])  # a full disk stops the run here, saying so
         logger.info("extraction: %s computed, %s reused", extraction["computed"], extraction["cached"])
         trained = {}
         for name in specialists:
@@ -70,6 +71,8 @@ def train_all(
             if state.is_completed():
                 trained[name] = _reused_if_cached(state, result)
                 logger.info("%s: %s", name, result["status"])
+            elif isinstance(result, OSError) and result.errno == errno.ENOSPC:
+                raise result
             else:
                 trained[name] = {"specialist": name, "status": "failed", "error": str(result)}
                 logger.warning("%s could not be trained: %s", name, result)
@@ -82,7 +85,8 @@ def train_all(
         "data_roots": roots,
         "clips": int(sum(i["clips"] for i in ingested)),
         "ingest_problems": int(sum(i["problems"] for i in ingested)),
-        "extraction": {k: extraction[k] for k in ("computed", "cached", "failed", "problems", "face_found_rate")},
+        "extraction": {k: extraction[k] for k in ("computed", "cached", "failed", "problems", "face_found_rate",
+                                                   "errors")},
         "specialists": {n: {k: v for k, v in r.items() if k in ("status", "scored", "unscored", "seconds", "error")}
                         for n, r in trained.items()},
         "fusion": {k: fusion[k] for k in ("status", "best_method", "bundle")},

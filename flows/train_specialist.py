@@ -1,18 +1,43 @@
-"""The `train-specialist` flow: fit one specialist on the store's tables (reused when unchanged)."""
+"""The `train-specialist` flow: extract what one specialist needs, then fit it on the store's
+tables (both incremental: unchanged features and an unchanged model are reused)."""
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from data_catalog import Store
+from emonets.predict import STAGES_FOR
+from emonets.train import check_specialist, make_config
+from flows.errors import raise_if_disk_full
+from flows.extract_features import run_extract_features
 from flows.locking import exclusive_store
 from tasks.train import train_in_flow
 
 
 @flow(name="train-specialist")
 def train_specialist(specialist: str, store_root: str, config: dict | None = None,
-                     max_epochs: int | None = None, clip_partitions: list[str] | None = None) -> dict:
-    """Train ``specialist`` on split train (tuned on val) and write its predictions."""
+                     max_epochs: int | None = None, clip_partitions: list[str] | None = None,
+                     runner: str = "local", dask_address: str | None = None) -> dict:
+    """Extract ``specialist``'s stages for the ingested clips (only what changed), then train it
+    on split train (tuned on val) and write its predictions.
+
+    ``clip_partitions`` limits both to those data roots' clips (default: every ingested root);
+    ``runner`` is the extraction's task runner (flows.runners).
+    """
+    check_specialist(specialist)
+    make_config(specialist, config, max_epochs=max_epochs)  # unknown config fields: refused before any work
     store = Store(store_root)
     with exclusive_store(store):
-        return train_in_flow(store, specialist, config, max_epochs, clip_partitions).result()
+        if not store.partitions("clips"):
+            raise ValueError(f"nothing ingested in the store {store.root}; "
+                             f"run `emonets ingest DATA_ROOT --store {store.root}` first")
+        clip_ids = (None if clip_partitions is None
+                    else store.read("clips", partitions=clip_partitions)["clip_id"].tolist())
+        extraction = run_extract_features(str(store.root), stages=STAGES_FOR[specialist], clip_ids=clip_ids,
+                                          runner=runner, dask_address=dask_address)
+        raise_if_disk_full(extraction["errors"])
+        if extraction["failed"]:
+            get_run_logger().warning("extraction: %s task(s) failed, e.g. %s", extraction["failed"],
+                                     extraction["errors"][:1])
+        summary = train_in_flow(store, specialist, config, max_epochs, clip_partitions).result()
+    return {**summary, "extraction": {k: extraction[k] for k in ("computed", "cached", "failed")}}

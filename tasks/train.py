@@ -20,6 +20,7 @@ from prefect.cache_policies import CacheKeyFnPolicy
 from data_catalog import Store
 from emonets import __version__
 from emonets.extraction import WorkUnit, work_units
+from emonets.train import check_specialist
 from emonets.train import train_specialist as fit_specialist
 from emonets.training_data import SPECIALIST_TABLE
 
@@ -48,7 +49,7 @@ def training_scope(store: Store, specialist: str, clip_partitions: list[str] | N
 def training_inputs(store: Store, specialist: str, config: dict | None, max_epochs: int | None,
                     clip_partitions: list[str] | None = None) -> dict:
     """What a specialist's model depends on; equal inputs mean the saved bundle is current."""
-    table, _ = SPECIALIST_TABLE[specialist]
+    table, _ = SPECIALIST_TABLE[check_specialist(specialist)]
     clip_keys, feature_keys = training_scope(store, specialist, clip_partitions)
     data = partitions_fingerprint(store, "clips", clip_keys) + partitions_fingerprint(store, table, feature_keys)
     return {
