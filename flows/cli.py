@@ -118,27 +118,26 @@ def ingest(
     format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     calm: str = typer.Option("drop", help="RAVDESS 'calm': drop | neutral"),
+    allow_outside: bool = typer.Option(False, "--allow-outside",
+                                       help="follow CSV manifest paths that leave the manifest's folder"),
 ) -> None:
     """Discover the labelled clips under ROOT and write the `clips` table."""
-    from data_catalog import Store, StoreLockedError
-    from emonets.datasets import FORMATS, UnknownFormatError
-    from tasks.ingest import ingest_root
+    from emonets.datasets import FORMATS
 
-    if format not in FORMATS:
-        raise typer.BadParameter(f"unknown format {format!r}; choose {FORMAT_HELP}", param_hint="--format")
-    try:
-        with Store(store_root(store)).lock():
-            summary = ingest_root.fn(str(root), store_root(store), format, calm)
-    except (UnknownFormatError, FileNotFoundError, StoreLockedError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(2) from None
+    with cli_run(flows=False, csv_file=_csv_of(root)):
+        choice(format, FORMATS, "format")
+        home = _store(store)
+        with cli_run(lock=home, flows=False, csv_file=_csv_of(root)):
+            from tasks.ingest import ingest_root
+
+            summary = ingest_root.fn(str(root), str(home.root), format, calm, allow_outside)
     _show_ingest(summary)
     summary.pop("problem_rows")
     print_json_line(summary)
 
 
 def _show_ingest(summary: dict) -> None:
-    console.print(f"[bold]{summary['root']}[/] — format [cyan]{summary['format']}[/], "
+    console.print(f"[bold]{safe(summary['root'])}[/] — format [cyan]{summary['format']}[/], "
                   f"{summary['clips']} clips, {summary['hashed_files']} files hashed (others from cache)")
     labels = sorted(summary["by_label"])
     splits = sorted(summary["by_split"])
@@ -157,7 +156,11 @@ def extract(
     runner: str = typer.Option("local", help="local (process pool) | threads | dask"),
     dask_address: Optional[str] = typer.Option(None, help="tcp://HOST:PORT of a Dask scheduler (with --runner dask)"),
 ) -> None:
-    """Extract features for every ingested clip (only what changed is recomputed)."""
+    """Extract features for every ingested clip (only what changed is recomputed).
+
+    Exit status: 0 every unit done; 1 some units failed (their worker crashed twice: listed, and
+    in the store's `problems` table; the next run retries them); 2 usage error.
+    """
     from emonets.extraction import STAGES
 
     with cli_run(flows=False):
@@ -180,6 +183,8 @@ def extract(
     for err in summary["errors"]:
         console.print(f"[red]task failed:[/] {safe(err)}")
     print_json_line(summary)
+    if summary["failed"]:
+        raise typer.Exit(RUN_FAILED)
 
 
 @app.command()
@@ -301,10 +306,15 @@ def predict(
             if not (bundle / "bundle.json").is_file():
                 raise ValueError(f"no fused model in the store {home.root} (looked in {bundle}); "
                                  "run `emonets train-all` first, or pass --model BUNDLE")
-        paths = [str(Path(v).expanduser().resolve()) for v in videos]
-        absent = {p: "no such file" if not Path(p).exists() else "not a file"
-                  for p in paths if not Path(p).is_file()}
-        present = list(dict.fromkeys(p for p in paths if p not in absent))
+        from emonets.paths import display_path, portable_path
+
+        # Results come back keyed by the display form of each path (valid text, as `clips.path`);
+        # the flow gets the portable form (a name that is not UTF-8 can't be a flow parameter).
+        resolved = [Path(v).expanduser().resolve() for v in videos]
+        shown = {display_path(p): p for p in resolved}
+        paths = list(shown)
+        absent = {d: "no such file" if not p.exists() else "not a file" for d, p in shown.items() if not p.is_file()}
+        present = [portable_path(shown[d]) for d in dict.fromkeys(paths) if d not in absent]
     started = time.perf_counter()
     results: list[dict] = []
     if present:

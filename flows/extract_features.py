@@ -135,6 +135,10 @@ def _collect(futures: list, reused: list[dict], progress: Any) -> dict:
             progress(done, total)
         future.wait()  # sets the future's final state (as_completed only says the run ended)
         state = future.state
+        if not state.is_final():  # never ran: the task it needed (faces, for mouths) failed
+            failed += 1
+            errors.append(f"{state.name}: not run, the stage it needs failed")
+            continue
         result = state.result(raise_on_failure=False)
         if not state.is_completed() or not isinstance(result, dict):
             failed += 1

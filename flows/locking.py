@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from data_catalog import Store
+from emonets.reaper import ensure_reaper
 
 _held: dict[str, int] = {}
 
@@ -29,6 +30,7 @@ def exclusive_store(store: Store) -> Iterator[None]:
             _held[key] -= 1
         return
     with store.lock():
+        ensure_reaper()  # a kill -9 of this run takes its workers and servers with it
         _held[key] = 1
         try:
             yield

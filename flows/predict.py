@@ -17,6 +17,7 @@ from data_catalog import Store, default_store_root
 from data_catalog.atomic import atomic_path
 from emonets.evaluation import metrics_dict
 from emonets.labels import LABEL_INDEX
+from emonets.paths import portable_path, to_fs
 from emonets.predict import load_model, predict_clips, stages_needed
 from emonets.training_data import SPECIALIST_TABLE
 from flows.extract_features import extract_features
@@ -26,10 +27,11 @@ from tasks.fuse import fused_path
 from tasks.ingest import ingest_root
 
 
-def _run(model_path: str, root: str, fmt: str, store: Store, runner: str) -> tuple[list[dict], dict]:
+def _run(model_path: str, root: str, fmt: str, store: Store, runner: str,
+         allow_outside: bool = False) -> tuple[list[dict], dict]:
     model = load_model(model_path)
     with exclusive_store(store):
-        ingested = ingest_root(root, str(store.root), fmt)
+        ingested = ingest_root(root, str(store.root), fmt, allow_outside=allow_outside)
         clips = store.read("clips", partitions=[ingested["partition"]])
         extract_features.with_options(task_runner=make_task_runner(runner))(
             store_root=str(store.root), stages=stages_needed(model), clip_ids=clips["clip_id"].tolist())
@@ -43,7 +45,9 @@ def predict(videos: list[str], model: str | None = None, store_root: str | None 
     """Label each video with the fused model (default: the store's) and every specialist's view."""
     home = Store(store_root or default_store_root())
     model = model or str(fused_path(home))
-    paths = [str(Path(v).expanduser().resolve()) for v in videos]
+    # Portable forms (valid text for any file name, see emonets.paths): the request CSV lists
+    # the user's videos wherever they are, so its rows may point outside its folder.
+    paths = [portable_path(Path(to_fs(v)).expanduser().resolve()) for v in videos]
     key = hashlib.sha256("|".join(sorted(paths)).encode()).hexdigest()[:12]
     work = predict_store(home)
     manifest = work.path("requests", f"{key}.csv")
@@ -51,7 +55,7 @@ def predict(videos: list[str], model: str | None = None, store_root: str | None 
         writer = csv.writer(fh)
         writer.writerow(["path", "label", "split"])
         writer.writerows([p, "", "test"] for p in paths)
-    results, ingested = _run(model, str(manifest), "csv", work, runner)
+    results, ingested = _run(model, str(manifest), "csv", work, runner, allow_outside=True)
     bad = {p["path"]: p["reason"] for p in ingested["problem_rows"]}
     results += [{"clip_id": Path(p).stem, "path": p, "label": None, "probabilities": None, "specialists": {},
                  "missing": [], "error": reason} for p, reason in bad.items()]

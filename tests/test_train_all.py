@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -56,8 +57,9 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
     assert {s["status"] for s in second["specialists"].values()} == {"reused"}
     assert second["fusion"]["status"] == "reused"
 
-    extra = root / "Train" / "Happy" / "added_clip.mp4"
-    shutil.copy(demo_root / "Val" / "Happy" / next((demo_root / "Val" / "Happy").iterdir()).name, extra)
+    extra = root / "Train" / "Happy" / "added_clip.mp4"  # a new clip (a copy's bytes would be a duplicate)
+    other = make_demo_dataset(tmp_path / "other", per_class=1, seconds=1.5, seed=7)["root"]
+    shutil.copy(next((Path(other) / "Train" / "Happy").iterdir()), extra)
     third = _run(root, store)
     # one new clip: faces, mouths, mfcc, motion for it and nothing else
     assert third["extraction"]["computed"] == 4 and third["clips"] == 29
