@@ -2,13 +2,14 @@
 
 Set ``EMONETS_TEST_CRASH`` to ``STAGE:KEY[:HOW[:TIMES]]``: the process running that unit
 kills itself with ``HOW`` (a signal name such as ``SIGSEGV`` or ``SIGKILL``, or ``exit:N`` for
-``os._exit(N)``; default ``SIGSEGV``). With ``TIMES`` it crashes only that many times, counted
+``os._exit(N)``; default ``SIGSEGV``), or with ``HOW`` = ``enospc`` raises the disk-full error. With ``TIMES`` it crashes only that many times, counted
 by marker files in ``EMONETS_TEST_CRASH_DIR``, so a test can show the retry in a fresh
 process succeeding. Unset (as for every user) it does nothing.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from pathlib import Path
@@ -37,4 +38,6 @@ def maybe_crash(stage: str, key: str) -> None:
         (counter / f"{stage}-{key}-{done}").touch()
     if how == "exit":
         os._exit(code)
+    if how == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"<store>/{stage}/{key}")
     os.kill(os.getpid(), getattr(signal, how))

@@ -77,5 +77,5 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
 
 
 def test_train_all_rejects_unknown_specialist(prefect_api, tmp_path):
-    with pytest.raises(ValueError, match="unknown specialists"):
+    with pytest.raises(ValueError, match="unknown specialist .smell."):
         train_all(data_roots=[str(tmp_path)], store_root=str(tmp_path / "s"), specialists=["smell"])

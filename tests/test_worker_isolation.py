@@ -123,7 +123,7 @@ def _three_clips(tmp_path, make_clip, store):
     ingest_root.fn(str(root), str(store.root), "auto")
 
 
-@pytest.mark.parametrize("runner", ["local", "threads"])
+@pytest.mark.parametrize("runner", ["local", "threads", "dask"])
 def test_a_crashing_unit_is_a_problem_row_and_the_run_goes_on(prefect_api, tmp_path, make_clip, store,
                                                                monkeypatch, runner):
     _three_clips(tmp_path, make_clip, store)
@@ -151,3 +151,13 @@ def test_a_unit_that_crashes_once_succeeds_on_its_retry(prefect_api, tmp_path, m
     summary = run_extract_features(str(store.root), stages=["mfcc"], runner="local")
     assert (summary["computed"], summary["failed"]) == (3, 0)
     assert len(list((tmp_path / "crash-counter").iterdir())) == 1  # it did crash, once
+
+
+def test_a_failed_faces_unit_marks_its_mouths_unit_failed_and_the_run_completes(prefect_api, tmp_path, make_clip,
+                                                                                 store, monkeypatch):
+    _three_clips(tmp_path, make_clip, store)
+    monkeypatch.setenv("EMONETS_TEST_CRASH", "faces:clip0:enospc")
+    summary = run_extract_features(str(store.root), stages=["faces", "mouths"], runner="threads")
+    assert summary["failed"] == 2 and summary["computed"] == 4, summary["errors"]
+    assert any("No space left on device" in e for e in summary["errors"])
+    assert any("not run" in e for e in summary["errors"])
