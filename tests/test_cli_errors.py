@@ -280,3 +280,10 @@ def test_a_full_disk_during_extraction_is_one_line_on_the_console(tmp_path, tiny
     assert "Traceback" not in done.stderr and "ERROR" not in done.stderr, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.strip() and not line.startswith("extracting")]
     assert len(lines) == 1 and lines[0].startswith(f"error: no space left on device ({store}"), done.stdout
+    # nothing half-written is visible, and once there is room again the next run completes
+    assert not [p for p in store.rglob(".tmp-*")]
+    assert not Store(store).partitions("mfcc")
+    again, _ = _emonets("extract", "--store", str(store), "--stages", "mfcc", "--runner", "local")
+    assert again.returncode == 0, again.stdout + again.stderr
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["failed"] == 0 and summary["computed"] == len(Store(store).partitions("mfcc")) > 0
