@@ -25,6 +25,7 @@ from emonets.extraction import (
     run_mouths,
 )
 from emonets.fault_injection import maybe_crash
+from emonets.paths import display_path
 
 PROBLEM_COLUMNS = ["clip_id", "path", "stage", "reason"]
 
@@ -63,6 +64,7 @@ def extract_partition(stage: str, unit: dict, config: dict, store_root: str, ups
         problems = [{"clip_id": work.clip_ids[0], "path": work.paths[0], "stage": stage, "reason": str(err)}]
         stats = {}
     stats = {**stats, "problems": len(problems)}
+    problems = [{**p, "path": display_path(p["path"])} for p in problems]  # text, as ingest's rows
     store.write("problems", pd.DataFrame(problems, columns=PROBLEM_COLUMNS),
                 partition=f"{stage}-{work.key}", inputs=inputs)
     manifest = store.write(table, frame, partition=work.key, inputs=inputs, config=config, stats=stats)
@@ -72,7 +74,8 @@ def extract_partition(stage: str, unit: dict, config: dict, store_root: str, ups
 def record_crash(stage: str, unit: dict, store_root: str, reason: str, upstream: dict | None = None) -> dict:
     """A problems row per clip of a unit whose worker died; the feature partition is not written."""
     work = WorkUnit.from_dict(unit)
-    rows = [{"clip_id": c, "path": p, "stage": stage, "reason": reason} for c, p in zip(work.clip_ids, work.paths)]
+    rows = [{"clip_id": c, "path": display_path(p), "stage": stage, "reason": reason}
+            for c, p in zip(work.clip_ids, work.paths)]
     Store(store_root).write("problems", pd.DataFrame(rows, columns=PROBLEM_COLUMNS),
                             partition=f"{stage}-{work.key}", inputs=unit_inputs(work, upstream))
     summary = unit_summary(stage, work, 0, "", "failed", {"problems": len(rows)})

@@ -80,6 +80,13 @@ def _duration(container: av.container.InputContainer) -> float:
     return 0.0
 
 
+def _upright(frame, image: np.ndarray) -> np.ndarray:
+    """The picture as it is meant to be seen: phones store portrait video sideways, with a
+    rotation in the stream's display matrix that players apply (PyAV reports it per frame)."""
+    quarter_turns = int(round((getattr(frame, "rotation", 0) or 0) / 90)) % 4
+    return np.rot90(image, quarter_turns) if quarter_turns else image
+
+
 def iter_frames(
     path: Path | str,
     *,
@@ -110,7 +117,7 @@ def iter_frames(
                     continue
                 # A contiguous copy: PyAV hands out row-padded views for some widths, and dlib
                 # reads raw buffers without strides (it finds no face on such a view).
-                yield Frame(kept, t, np.ascontiguousarray(frame.to_ndarray(format=fmt)))
+                yield Frame(kept, t, np.ascontiguousarray(_upright(frame, frame.to_ndarray(format=fmt))))
                 kept += 1
                 if step:
                     next_t = max(next_t + step, t + step * 0.5)

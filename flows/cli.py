@@ -182,6 +182,9 @@ def extract(
                   f"{summary['face_found_rate']}, problems {summary['problems']}, {summary['seconds']} s")
     for err in summary["errors"]:
         console.print(f"[red]task failed:[/] {safe(err)}")
+    from flows.extract_features import stage_problems
+
+    print_problems(stage_problems(home, wanted))
     print_json_line(summary)
     if summary["failed"]:
         raise typer.Exit(RUN_FAILED)

@@ -155,10 +155,18 @@ def _collect(futures: list, reused: list[dict], progress: Any) -> dict:
 
 
 def _count_problems(store: Store, stages: list[str], clip_ids: set[str]) -> int:
+    return len(stage_problems(store, stages, clip_ids))
+
+
+def stage_problems(store: Store, stages: list[str], clip_ids: set[str] | None = None) -> list[dict]:
+    """The `problems` rows of these stages (for these clips, default all), for the console."""
     problems = store.read("problems")
     if problems.empty:
-        return 0
-    return int((problems["stage"].isin(stages) & problems["clip_id"].isin(clip_ids)).sum())
+        return []
+    wanted = problems["stage"].isin(stages)
+    if clip_ids is not None:
+        wanted &= problems["clip_id"].isin(clip_ids)
+    return problems[wanted].sort_values(["stage", "clip_id"]).to_dict("records")
 
 
 def run_extract_features(store_root: str, *, stages=None, configs=None, clip_ids=None, runner: str = "local",

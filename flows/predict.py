@@ -27,11 +27,12 @@ from tasks.fuse import fused_path
 from tasks.ingest import ingest_root
 
 
-def _run(model_path: str, root: str, fmt: str, store: Store, runner: str,
-         allow_outside: bool = False) -> tuple[list[dict], dict]:
+def _run(model_path: str, root: str, fmt: str, store: Store, runner: str, *,
+         predicting: bool = False) -> tuple[list[dict], dict]:
+    """``predicting``: the user's own list of videos: rows may point anywhere, and copies stay."""
     model = load_model(model_path)
     with exclusive_store(store):
-        ingested = ingest_root(root, str(store.root), fmt, allow_outside=allow_outside)
+        ingested = ingest_root(root, str(store.root), fmt, allow_outside=predicting, keep_copies=predicting)
         clips = store.read("clips", partitions=[ingested["partition"]])
         extract_features.with_options(task_runner=make_task_runner(runner))(
             store_root=str(store.root), stages=stages_needed(model), clip_ids=clips["clip_id"].tolist())
@@ -55,8 +56,10 @@ def predict(videos: list[str], model: str | None = None, store_root: str | None 
         writer = csv.writer(fh)
         writer.writerow(["path", "label", "split"])
         writer.writerows([p, "", "test"] for p in paths)
-    results, ingested = _run(model, str(manifest), "csv", work, runner, allow_outside=True)
-    bad = {p["path"]: p["reason"] for p in ingested["problem_rows"]}
+    results, ingested = _run(model, str(manifest), "csv", work, runner, predicting=True)
+    # Ingest rows about a clip that was kept (e.g. "no audio stream") are notes, not failures.
+    labelled = {r["path"] for r in results}
+    bad = {p["path"]: p["reason"] for p in ingested["problem_rows"] if p["path"] not in labelled}
     results += [{"clip_id": Path(p).stem, "path": p, "label": None, "probabilities": None, "specialists": {},
                  "missing": [], "error": reason} for p, reason in bad.items()]
     return results

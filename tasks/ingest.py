@@ -24,15 +24,17 @@ def root_partition(root: Path | str, fmt: str) -> str:
 
 @task(name="ingest", retries=1, retry_delay_seconds=2)
 def ingest_root(root: str, store_root: str, fmt: str = "auto", calm: str = "drop",
-                allow_outside: bool = False) -> dict:
+                allow_outside: bool = False, keep_copies: bool = False) -> dict:
     """Scan ``root``, write its clips and problems partitions, return the summary (small).
 
     ``allow_outside``: a CSV manifest may name files outside its folder (refused otherwise).
+    ``keep_copies``: files with the same bytes all stay clips (prediction), not one of them.
     The summary is valid text throughout (``root`` as display text), safe to print and to JSON.
     """
     store = Store(store_root)
     cache = FingerprintCache(store.path("_cache", "sha256.json"))
-    result = ingest(root, fmt=fmt, calm=calm, fingerprints=cache, allow_outside=allow_outside)
+    result = ingest(root, fmt=fmt, calm=calm, fingerprints=cache, allow_outside=allow_outside,
+                    keep_copies=keep_copies)
     cache.save()
     key = root_partition(root, fmt)
     config = {"format": result.format, "calm": calm, **result.policy}

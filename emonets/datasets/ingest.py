@@ -124,8 +124,13 @@ def ingest(
     calm: str = "drop",
     fingerprints: FingerprintCache | None = None,
     allow_outside: bool = False,
+    keep_copies: bool = False,
 ) -> IngestResult:
-    """Scan, de-duplicate, fingerprint and probe every clip under ``root``."""
+    """Scan, de-duplicate, fingerprint and probe every clip under ``root``.
+
+    ``keep_copies``: every copy of the same bytes stays a clip (for prediction, where each file
+    the user names gets its label; de-duplication protects training and evaluation sets).
+    """
     scan = scan_root(Path(root), fmt, calm=calm, allow_outside=allow_outside)
     fingerprints = fingerprints or FingerprintCache()
     problems: list[Problem] = list(scan.problems)
@@ -146,8 +151,11 @@ def ingest(
             continue
         first_seen[cand.clip_id] = cand.path
         described.append((cand, row))
-    kept, copies = one_copy_per_content(described)
-    problems += copies
+    if keep_copies:
+        kept = described
+    else:
+        kept, copies = one_copy_per_content(described)
+        problems += copies
     rows = []
     for cand, row in kept:
         if cand.media == "video" and not row["has_audio"]:
