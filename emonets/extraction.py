@@ -155,7 +155,23 @@ def run_faces(unit: WorkUnit, config: Any) -> StageOutput:
     problems = []
     if len(result.faces) == 0 or not result.faces["found"].any():
         problems.append(_problem(clip_id, path, "faces", "no face found in any sampled frame"))
+    truncated = _truncation(path, result.faces) if config.max_frames is None else None
+    if truncated:
+        problems.append(_problem(clip_id, path, "faces", truncated))
     return StageOutput(result.faces, problems, result.stats)
+
+
+def _truncation(path: str, faces: pd.DataFrame) -> str | None:
+    """A note when the frames stop well before the length the file's index declares (a file
+    cut short after an index written at its start); what decoded is still used, as players do."""
+    from emonets.video import declared_video_seconds
+
+    if len(faces) == 0:
+        return None
+    declared, decoded = declared_video_seconds(path), float(faces["t"].max())
+    if declared > 0 and declared - decoded > max(0.5, 0.1 * declared):
+        return f"truncated: frames end at {decoded:.1f} s of the {declared:.1f} s its index declares"
+    return None
 
 
 def _load_image(path: str, load_grey_image, pixels_to_image) -> np.ndarray:

@@ -80,6 +80,22 @@ def _duration(container: av.container.InputContainer) -> float:
     return 0.0
 
 
+def declared_video_seconds(path: Path | str) -> float:
+    """How long the video stream's index says it is (0 when it does not say).
+
+    The video stream's own length, not the container's: a soundtrack longer than the picture is
+    not a missing picture. Compared with what decodes, it tells a file cut short after an
+    index written at its start (which opens and plays, to where the data stops).
+    """
+    with open_container(path) as container:
+        if not container.streams.video:
+            return 0.0
+        stream = container.streams.video[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        return 0.0
+
+
 def _upright(frame, image: np.ndarray) -> np.ndarray:
     """The picture as it is meant to be seen: phones store portrait video sideways, with a
     rotation in the stream's display matrix that players apply (PyAV reports it per frame)."""

@@ -53,12 +53,7 @@ UNKNOWN_LABEL = r"^unknown label 'Boredom'"
 NOT_A_FILE = r"^not a file$"
 
 # kind -> {aspect: what the pipeline does instead of the expectation}. Found by this corpus.
-BUGS: dict[str, dict[str, str]] = {
-    "truncated_index_at_start": {
-        "reported": "a truncated file whose index survived (moov at the start) is accepted silently: "
-                    "the tail that is missing is recorded nowhere (clips.duration keeps the index's "
-                    "full length), though README lists truncated files among the problems reported"},
-}
+BUGS: dict[str, dict[str, str]] = {}
 
 
 @dataclass(frozen=True)
