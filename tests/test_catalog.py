@@ -158,3 +158,14 @@ def test_a_partition_written_before_a_column_was_added_reads_with_it_null(store)
     clips = store.read("clips")
     assert list(clips.columns) == spec.schema.names and clips["path_bytes"].isna().all()
     assert list(store.read("clips", columns=["clip_id", "path_bytes"]).columns) == ["clip_id", "path_bytes"]
+
+
+def test_rewriting_the_same_rows_from_the_same_inputs_keeps_the_finished_partition(store):
+    df = pd.DataFrame({"clip_id": ["a"], "path": ["a.mp4"], "stage": ["mfcc"], "reason": ["r"]})
+    first = store.write("problems", df, partition="mfcc-a", inputs={"sha256": "1"})
+    again = store.write("problems", df, partition="mfcc-a", inputs={"sha256": "1"})
+    assert again.created == first.created == store.manifest("problems", "mfcc-a").created
+    changed = store.write("problems", df, partition="mfcc-a", inputs={"sha256": "2"})
+    assert changed.created > first.created and changed.inputs == {"sha256": "2"}
+    other = store.write("problems", df.assign(reason=["s"]), partition="mfcc-a", inputs={"sha256": "2"})
+    assert other.fingerprint != changed.fingerprint and list(store.read("problems")["reason"]) == ["s"]
