@@ -26,17 +26,6 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def cache_key(path: Path) -> str:
-    """The cache's key for a resolved path: the path itself, or its ``file://`` URI when the
-    name is not UTF-8, so the JSON file stays valid Unicode and two names never share a key."""
-    text = str(path)
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return portable_path(text)
-
-
 class FingerprintCache:
     """sha256 per file path, reused while the file's size and mtime_ns are unchanged.
 
@@ -57,7 +46,7 @@ class FingerprintCache:
     def sha256(self, path: Path | str) -> str:
         path = Path(to_fs(path)).resolve()
         st = path.stat()
-        key = cache_key(path)
+        key = portable_path(path)  # valid text for the JSON file, one key per name, whatever its bytes
         entry = self._entries.get(key)
         if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
             return entry[2]

@@ -95,7 +95,3 @@ def display_path(path: PathLike) -> str:
     """How a path is shown and stored as text (``clips.path``, problems, tables, JSON)."""
     return display_text(os.fsdecode(fs_bytes(path)))
 
-
-def is_clean(text: str) -> bool:
-    """True when ``text`` needs no escaping to be shown (valid Unicode, one line)."""
-    return display_text(text) == text

@@ -38,11 +38,6 @@ def exclusive_store(store: Store) -> Iterator[None]:
             _held.pop(key, None)
 
 
-def is_held(store: Store) -> bool:
-    """This process holds ``store``'s lock."""
-    return bool(_held.get(str(store.root)))
-
-
 # The stores `predict` and `evaluate` write (never the training store itself), so the CLI can
 # lock the one a run will write before it starts the flow.
 def predict_store(home: Store) -> Store:

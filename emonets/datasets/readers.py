@@ -22,7 +22,7 @@ from emonets.datasets.base import (
 from emonets.datasets.csvfile import iter_csv_rows
 from emonets.fingerprint import sha256_text
 from emonets.labels import UnknownLabelError, normalise_label
-from emonets.paths import URI_PREFIX, display_path, fs_bytes
+from emonets.paths import display_path, to_fs
 
 RAVDESS_NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 RAVDESS_EMOTIONS = {
@@ -194,7 +194,7 @@ def read_fer_csv(csv_path: Path) -> Scan:
 def _manifest_path(text: str, folder: Path) -> Path:
     """A manifest's path cell as a file-system path: relative to the manifest's folder; a
     ``file://`` URI (percent-encoded bytes) can name files whose names are not UTF-8."""
-    path = Path(os.fsdecode(fs_bytes(text))) if text.startswith(URI_PREFIX) else Path(text)
+    path = Path(to_fs(text))
     return path if path.is_absolute() else folder / path
 
 
