@@ -32,7 +32,7 @@ from emonets.bundle import Bundle, load_bundle, save_bundle
 from emonets.specialists.audio_data import Augment, ClipFrames, collate, fit_normaliser, utterance_centre
 from emonets.specialists.audio_net import FrameMLP, top_pool
 from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
-from emonets.specialists.lightning_utils import EpochTimer, quiet_lightning, read_history
+from emonets.specialists.lightning_utils import EpochTimer, progress_callbacks, quiet_lightning, read_history
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,7 +161,7 @@ class AudioSpecialist(Specialist):
             val_loader = DataLoader(ClipFrames(val_items, val_labels), batch_size=64, collate_fn=collate)
         work = Path(c.log_dir) if c.log_dir else Path(tempfile.mkdtemp(prefix="emonets-audio-"))
         timer = EpochTimer()
-        callbacks: list[L.Callback] = [timer]
+        callbacks: list[L.Callback] = [timer, *progress_callbacks("audio")]
         checkpoint = None
         if val_loader is not None:
             mode = "max" if c.monitor.endswith("acc") else "min"

@@ -25,7 +25,8 @@ from emonets.bundle import Bundle, load_bundle, save_bundle
 from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
 from emonets.specialists.face_cnn_data import FaceDataModule
 from emonets.specialists.face_cnn_net import TTA_VIEWS, FaceNet, augment, to_input, tta_views
-from emonets.specialists.lightning_utils import (EpochTimer, ReleaseProcessGroup, device_settings, quiet_lightning,
+from emonets.specialists.lightning_utils import (EpochTimer, ReleaseProcessGroup, device_settings, progress_callbacks,
+                                                quiet_lightning,
                                                 read_history)
 from emonets.temporal import segment_pool
 
@@ -153,7 +154,7 @@ class FaceCNN(Specialist):
             module.net.load_state_dict(init_state)
         work = Path(work_dir or c.log_dir or tempfile.mkdtemp(prefix="emonets-face-cnn-"))
         timer = EpochTimer()
-        callbacks: list[L.Callback] = [timer]
+        callbacks: list[L.Callback] = [timer, *progress_callbacks("face_cnn")]
         if c.devices > 1:
             callbacks.append(ReleaseProcessGroup())
         checkpoint = None

@@ -36,6 +36,14 @@ class EpochTimer(L.Callback):
         pl_module.log("epoch_seconds", seconds, on_step=False, on_epoch=True, rank_zero_only=True)
 
 
+def progress_callbacks(name: str) -> list[L.Callback]:
+    """Callbacks that report a fit's progress (epoch / total, last val figure) for ``name``.
+
+    Empty unless a progress reporter is active (the CLI sets one); every trainer adds these.
+    """
+    return []
+
+
 @contextlib.contextmanager
 def quiet_lightning():
     """Hide Lightning's start-up banners (GPU available..., tips) for the duration of a fit."""

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from emonets.specialists.lightning_utils import EpochTimer, quiet_lightning, read_history
+from emonets.specialists.lightning_utils import EpochTimer, progress_callbacks, quiet_lightning, read_history
 
 
 class SynchronyAE(nn.Module):
@@ -141,7 +141,7 @@ def train_autoencoder(x: np.ndarray, x_val: np.ndarray | None = None, *, n_hidde
         timer = EpochTimer()
         checkpoint = ModelCheckpoint(dirpath=root / "checkpoints", monitor=monitor, mode="min", save_top_k=1,
                                      save_weights_only=True, filename="best")
-        callbacks = [timer, checkpoint]
+        callbacks = [timer, checkpoint, *progress_callbacks("motion")]
         if has_val:
             callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=patience))
         logger = CSVLogger(root, name="motion_ae")
