@@ -4,7 +4,6 @@ and its plot."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -79,37 +78,3 @@ def metrics_dict(y_true, y_pred) -> dict:
     cm = confusion(t, p)
     return {"accuracy": accuracy(t, p), "macro_f1": macro_f1(cm), "n": int(len(t)),
             "confusion": cm.tolist(), "recall": per_class_recall(cm)}
-
-
-def confusion_png(cm, path: Path | str, title: str = "") -> Path:
-    """Write the confusion matrix as a PNG (row-normalised colours, counts in the cells), atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from data_catalog.atomic import atomic_path
-
-    cm = np.asarray(cm)
-    if cm.shape != (N, N):
-        raise ValueError(f"confusion matrix must be {N}x{N}, got {cm.shape}")
-    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
-    try:
-        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(N), [e[:5] for e in EMOTIONS], rotation=45)
-        ax.set_yticks(range(N), EMOTIONS)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        for i in range(N):
-            for j in range(N):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if rates[i, j] > 0.5 else "black")
-        ax.set_title(title, fontsize=10)
-        fig.tight_layout()
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path

@@ -1,31 +1,40 @@
-"""The training report: every specialist and fusion method, per split, as Markdown + JSON + PNG.
+"""The training report: every specialist and fusion method, per split, as Markdown + JSON + PNG + HTML.
 
 Truth (label, split) comes from the `clips` table; a specialist's rows with NaN probabilities
-count as not scored. Accuracy and macro-F1 are given on every split that has labelled clips;
-confusion matrices are drawn for val and test. The fusers are fitted on val, so their val
-figures are in-sample (a learned fuser can reach 100% there): the fusion quoted in the summary is
-therefore fixed in advance (``primary_fusion``, by default the paper's random search), never
-picked by its val or test score. Its test accuracy, and every fusion's, is compared with the
-best specialist's test accuracy.
+count as not scored. Accuracy, macro-F1 and per-class precision / recall / F1 are given on every
+split that has labelled clips; confusion matrices are drawn for val and test. The fusers are
+fitted on val, so their val figures are in-sample (a learned fuser can reach 100% there): the
+fusion quoted in the summary is therefore fixed in advance (``primary_fusion``, by default the
+paper's random search), never picked by its val or test score. Its test accuracy, and every
+fusion's, is compared with the best specialist's test accuracy.
+
+A model whose accuracy on a split is at or below chance (CHANCE_RULE) is flagged: on a small or
+lopsided split "always say the commonest class" already scores well, and a model that does not
+beat it has learned nothing usable there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from data_catalog.atomic import write_bytes_atomic, write_json_atomic
-from emonets.evaluation import confusion_png, metrics_dict
-from emonets.labels import LABEL_INDEX, PROB_COLUMNS
+from data_catalog.atomic import atomic_path, write_bytes_atomic, write_json_atomic
+from emonets.evaluation import metrics_dict
+from emonets.labels import EMOTIONS, LABEL_INDEX, PROB_COLUMNS
 
 SPLITS = ("train", "val", "test")
 PLOT_SPLITS = ("val", "test")
 FUSION_PREFERENCE = ("random_search", "log_linear", "learned", "mean")  # the default primary fusion: first one present
+CHANCE_RULE = ("Chance for a model on a split is the share of the most common true class among the labelled clips "
+               "it was scored on there: what always answering that class scores (never below 1 / the classes "
+               "present); a model whose accuracy is at or below it is flagged")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _with_truth(rows: pd.DataFrame, clips: pd.DataFrame) -> pd.DataFrame:
@@ -51,18 +60,218 @@ def _scored(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[np.isfinite(rows[list(PROB_COLUMNS)].to_numpy(np.float64)).all(1)]
 
 
+def per_class(cm) -> dict[str, dict[str, float | int | None]]:
+    """Precision, recall, F1 and support per class name, from a 7x7 confusion (rows true).
+
+    None where a figure is undefined (precision of a class never predicted, recall of a class
+    never true), so an absent class does not read as a failure.
+    """
+    cm = np.asarray(cm)
+    out = {}
+    for i, name in enumerate(EMOTIONS):
+        tp, support, predicted = int(cm[i, i]), int(cm[i].sum()), int(cm[:, i].sum())
+        out[name] = {"precision": tp / predicted if predicted else None,
+                     "recall": tp / support if support else None,
+                     "f1": 2 * tp / (support + predicted) if support + predicted else None,
+                     "support": support}
+    return out
+
+
+def chance_level(y: np.ndarray) -> float:
+    """The accuracy of always answering the commonest class of ``y`` (class indices); 0.0 for none.
+
+    It is never below 1 / (classes present), the accuracy of guessing uniformly among them.
+    """
+    y = np.asarray(y, np.int64)
+    return float(np.bincount(y).max() / len(y)) if len(y) else 0.0
+
+
 def _metrics(rows: pd.DataFrame) -> dict[str, dict]:
     out = {}
     for split in SPLITS:
         part = rows[(rows["split"] == split) & rows["label"].isin(LABEL_INDEX)]
         if len(part):
             y = part["label"].map(LABEL_INDEX).to_numpy()
-            out[split] = metrics_dict(y, part[list(PROB_COLUMNS)].to_numpy(np.float64).argmax(1))
+            m = metrics_dict(y, part[list(PROB_COLUMNS)].to_numpy(np.float64).argmax(1))
+            out[split] = {**m, "per_class": per_class(m["confusion"]), "chance": chance_level(y),
+                          "classes_present": int(len(np.unique(y)))}
+    return out
+
+
+def below_chance(entries: dict[str, dict]) -> list[dict[str, Any]]:
+    """Every (model, split) whose accuracy is at or below its chance level (CHANCE_RULE)."""
+    out = []
+    for name, e in entries.items():
+        for split in SPLITS:
+            m = e["metrics"].get(split)
+            if m is not None and m["accuracy"] <= m["chance"] + 1e-9:
+                out.append({"model": name, "kind": e["kind"], "split": split,
+                            "accuracy": round(m["accuracy"], 4), "chance": round(m["chance"], 4), "n": m["n"]})
     return out
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
+
+
+def draw_confusion(ax, cm, title: str = "") -> None:
+    """A confusion matrix on ``ax``: row-normalised colours, counts in the cells, full class names."""
+    cm = np.asarray(cm)
+    n = len(EMOTIONS)
+    if cm.shape != (n, n):
+        raise ValueError(f"confusion matrix must be {n}x{n}, got {cm.shape}")
+    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), EMOTIONS, rotation=40, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), EMOTIONS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_title(title, fontsize=10)
+
+
+def confusion_png(cm, path: Path | str, title: str = "") -> Path:
+    """Write ``draw_confusion``'s plot as a PNG, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.4, 4.8), dpi=110)
+    try:
+        draw_confusion(ax, cm, title)
+        fig.tight_layout()
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _top_predictions(table: pd.DataFrame | None, key: str) -> dict[str, dict[str, tuple[str, float]]]:
+    """model -> clip_id -> (predicted label, its probability), for the rows that hold finite probabilities."""
+    out: dict[str, dict[str, tuple[str, float]]] = {}
+    if table is None or not len(table):
+        return out
+    for name, rows in table.groupby(key, sort=True):
+        rows = _scored(rows)
+        probs = rows[list(PROB_COLUMNS)].to_numpy(np.float64)
+        best = probs.argmax(1) if len(probs) else np.zeros(0, np.int64)
+        out[str(name)] = {str(c): (EMOTIONS[b], round(float(p[b]), 4))
+                          for c, b, p in zip(rows["clip_id"], best, probs)}  # a repeated clip: the last row wins
+    return out
+
+
+def clip_rows(predictions: pd.DataFrame, fused: pd.DataFrame | None, clips: pd.DataFrame,
+              selected_fusion: str | None) -> list[dict[str, Any]]:
+    """One row per clip: its split and true label, each specialist's predicted label and top
+    probability (None where it could not score the clip) and the selected fusion's prediction.
+
+    Clips are those of the `clips` table plus any clip only the prediction tables name, in
+    split order (train, val, test, other) then by id.
+    """
+    specs = _top_predictions(predictions, "specialist")
+    fusion = _top_predictions(fused, "method").get(selected_fusion or "", {})
+    names = sorted(specs)
+    truth = clips.drop_duplicates("clip_id").set_index("clip_id") if len(clips) else None
+    ids = set(map(str, clips["clip_id"])) if len(clips) else set()
+    for table in (predictions, fused):
+        if table is not None and len(table):
+            ids.update(map(str, table["clip_id"]))
+    rows = []
+    for cid in ids:
+        label = str(truth["label"].get(cid, "")) if truth is not None else ""
+        split = str(truth["split"].get(cid, "")) if truth is not None else ""
+        fused_top = fusion.get(cid)
+        rows.append({"clip_id": cid, "split": split, "label": label if label in LABEL_INDEX else None,
+                     "specialists": {n: ({"label": specs[n][cid][0], "p": specs[n][cid][1]} if cid in specs[n]
+                                         else None) for n in names},
+                     "fused": ({"method": selected_fusion, "label": fused_top[0], "p": fused_top[1]}
+                               if fused_top else None)})
+    order = {s: i for i, s in enumerate(SPLITS)}
+    return sorted(rows, key=lambda r: (order.get(r["split"], len(SPLITS)), r["clip_id"]))
+
+
+def describe_fuser(fuser: Any, method: str, specialists: Sequence[str]) -> dict[str, Any]:
+    """Which specialist a fitted fuser leans on for which class, read off its parameters.
+
+    ``weights`` maps a class (or "every class", for fusers with no per-class weights) to a
+    weight per specialist; ``trusted`` gives the specialist(s) with the largest weight there.
+    """
+    specs = list(specialists)
+    if method == "random_search":
+        W = np.asarray(fuser.weights_, np.float64)  # (s, 7); each class's column sums to one
+        rows = {c: W[:, i] for i, c in enumerate(EMOTIONS)}
+        how = ("A weight per specialist and class (each class's weights sum to 1; a specialist missing on a clip "
+               "hands its share to the others)")
+    elif method == "learned":
+        coef = np.asarray(fuser.coef_, np.float64)  # (7, 7s log-probs + s presence flags)
+        n = len(EMOTIONS)  # feature s * 7 + c is specialist s's log-probability of class c
+        rows = {c: np.array([coef[i, s * n + i] for s in range(len(specs))]) for i, c in enumerate(EMOTIONS)}
+        how = ("Logistic regression; shown: the coefficient on each specialist's log-probability of the class itself "
+               "(it also weighs the other classes' log-probabilities and which specialists were present)")
+    elif method == "log_linear":
+        rows = {"every class": np.asarray(fuser.weights_, np.float64)}
+        how = "A product of experts: one weight per specialist, the same for every class, plus a bias per class"
+    elif method == "mean":
+        rows = {"every class": np.full(len(specs), 1.0 / max(len(specs), 1))}
+        how = "The plain mean: every specialist that scored a clip counts equally"
+    else:
+        rows, how = {}, f"No weights known for fusion method {method!r}"
+    weights = {k: {s: round(float(v), 4) for s, v in zip(specs, w)} for k, w in rows.items()}
+    trusted = {k: [s for s, v in w.items() if v >= max(w.values()) - 1e-9] for k, w in weights.items() if w}
+    return {"method": method, "specialists": specs, "per_class": method in ("random_search", "learned"),
+            "weights": weights, "trusted": trusted, "how": how}
+
+
+def fusion_trust(bundle_dir: Path | str) -> dict[str, Any] | None:
+    """``describe_fuser`` of the fuser saved in a fused bundle (None when there is no bundle).
+
+    Reads only the bundle's own arrays, not the specialist copies inside it.
+    """
+    from emonets.bundle import is_bundle, load_bundle
+    from emonets.fusion import FUSERS
+
+    if not is_bundle(bundle_dir):
+        return None
+    bundle = load_bundle(bundle_dir, kind="fused")
+    method = bundle.config.get("method")
+    if method not in FUSERS:
+        raise ValueError(f"{bundle_dir}: unknown fusion method {method!r}")
+    arrays = {k[len("fuser_"):]: v for k, v in bundle.arrays.items() if k.startswith("fuser_")}
+    return describe_fuser(FUSERS[method].from_arrays(arrays), method, bundle.config.get("specialists", []))
+
+
+def describe_bundle(path: Path | str) -> dict[str, Any] | None:
+    """What identifies a model bundle: a sha256 over its listed parts, the fingerprint of the data
+    it was trained on, when it was made and with which package versions (None: no bundle)."""
+    from emonets.bundle import read_description
+
+    path = Path(path)
+    try:
+        desc = read_description(path)
+    except FileNotFoundError:
+        return None
+    digest = hashlib.sha256()
+    for name in sorted(desc.get("files", [])):
+        digest.update(name.encode() + b"\0")
+        part = path / name
+        if part.is_file():
+            with part.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    inputs = desc.get("inputs", {}) or {}
+    meta = desc.get("meta", {}) or {}
+    created = meta.get("created")
+    return {"kind": desc.get("kind"), "method": (desc.get("config") or {}).get("method"),
+            "fingerprint": digest.hexdigest(),
+            "trained_on": (inputs.get("training") or {}).get("data") or inputs.get("data"),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) if created else None,
+            "versions": meta.get("versions", {})}
 
 
 def describe_data(clips: pd.DataFrame) -> dict[str, Any]:
@@ -83,14 +292,41 @@ def describe_data(clips: pd.DataFrame) -> dict[str, Any]:
     return {"name": name, "datasets": datasets, "composed_roots": composed}
 
 
+def _write_timelines(timelines: Mapping[str, Any] | Sequence[Any] | None, out_dir: Path) -> list[dict[str, str]]:
+    """Copy the given timeline PNGs (bytes or paths; a mapping's keys are captions) into the report folder."""
+    if not timelines:
+        return []
+    items = list(timelines.items()) if isinstance(timelines, Mapping) else [(None, t) for t in timelines]
+    out = []
+    for i, (caption, image) in enumerate(items):
+        data = bytes(image) if isinstance(image, (bytes, bytearray, memoryview)) else Path(image).read_bytes()
+        if not data.startswith(PNG_SIGNATURE):
+            raise ValueError(f"timeline {caption or image!r} is not a PNG image")
+        caption = str(caption) if caption is not None else (
+            Path(image).stem if not isinstance(image, (bytes, bytearray, memoryview)) else f"clip {i + 1}")
+        name = f"timeline_{i:02d}_{_safe(caption)[:60]}.png"
+        write_bytes_atomic(out_dir / name, data)
+        out.append({"caption": caption, "png": name})
+    return out
+
+
 def build_report(predictions: pd.DataFrame, fused: pd.DataFrame, clips: pd.DataFrame, out_dir: Path | str, *,
                  fingerprints: dict[str, Any] | None = None, notes: list[str] | None = None,
-                 title: str | None = None, primary_fusion: str | None = None) -> dict:
-    """Compute per-specialist and per-method metrics; write report.md, report.json and confusion PNGs.
+                 title: str | None = None, primary_fusion: str | None = None,
+                 fusion: dict[str, Any] | None = None, bundles: dict[str, dict | None] | None = None,
+                 val_timelines: Mapping[str, Any] | Sequence[Any] | None = None) -> dict:
+    """Compute per-specialist and per-method metrics; write report.md, report.json, report.html and
+    the confusion PNGs.
 
-    Returns the report dict; ``report["test_accuracy"]`` (and ``val_accuracy``,
-    ``test_macro_f1``, ``val_macro_f1``) map every specialist and fusion method to a number.
+    ``fusion`` is ``fusion_trust`` of the fused bundle (which specialist it trusts per class),
+    ``bundles`` maps a model name to ``describe_bundle`` of its bundle, ``val_timelines`` holds
+    PNG timelines of a few val clips (bytes or paths; a mapping's keys are the captions), copied
+    beside the report and embedded in the page. Returns the report dict; ``report["test_accuracy"]``
+    (and ``val_accuracy``, ``test_macro_f1``, ``val_macro_f1``) map every specialist and fusion
+    method to a number, ``report["below_chance"]`` lists the (model, split) at or below chance.
     """
+    from emonets.report_html import write_html
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clips = clips if clips is not None else pd.DataFrame(columns=["clip_id", "label", "split"])
@@ -125,7 +361,12 @@ def build_report(predictions: pd.DataFrame, fused: pd.DataFrame, clips: pd.DataF
         "unscored_by_every_specialist": ({s: int(n) for s, n in unscored["split"].value_counts().items()}
                                          if len(unscored) else {}),
         "entries": entries,
+        "chance_rule": CHANCE_RULE,
+        "below_chance": below_chance(entries),
+        "fusion_weights": fusion,
         "fingerprints": fingerprints or {},
+        "bundles": {k: v for k, v in (bundles or {}).items() if v},
+        "timelines": _write_timelines(val_timelines, out_dir),
         "notes": list(notes or []),
     }
     for split in PLOT_SPLITS:
@@ -133,13 +374,16 @@ def build_report(predictions: pd.DataFrame, fused: pd.DataFrame, clips: pd.DataF
             report[f"{split}_{metric}"] = {n: e["metrics"][split][metric] for n, e in entries.items()
                                           if split in e["metrics"]}
     report["summary"] = summarise(report, primary_fusion=primary_fusion)
+    report["per_clip"] = clip_rows(predictions, fused, clips, report["summary"]["selected_fusion"])
     write_json_atomic(out_dir / "report.json", report)
     write_bytes_atomic(out_dir / "report.md", render_markdown(report).encode())
+    write_html(report, out_dir)
     return report
 
 
 def summarise(report: dict, *, primary_fusion: str | None = None) -> dict[str, Any]:
-    """Best specialist on test, the selected fusion's test accuracy and every fusion's gain (points).
+    """Best specialist on test, the selected fusion's test accuracy, every fusion's gain (points)
+    and the models at or below chance.
 
     The selected fusion is ``primary_fusion`` or, by default, the first of FUSION_PREFERENCE
     present; never the one scoring best on val (in-sample for fusers) or on test (the report split).
@@ -150,7 +394,8 @@ def summarise(report: dict, *, primary_fusion: str | None = None) -> dict[str, A
     fusions = [n for n in report["entries"] if kind[n] == "fusion"]
     out: dict[str, Any] = {"best_specialist": None, "best_specialist_test_accuracy": None,
                            "selected_fusion": None, "selected_fusion_test_accuracy": None, "selected_by": None,
-                           "fusion_gain_points": None, "gain_points_by_fusion": {}}
+                           "fusion_gain_points": None, "gain_points_by_fusion": {},
+                           "below_chance": list(report.get("below_chance", []))}
     if specs:
         best = max(sorted(specs), key=specs.get)
         out.update(best_specialist=best, best_specialist_test_accuracy=specs[best])
@@ -169,8 +414,14 @@ def summarise(report: dict, *, primary_fusion: str | None = None) -> dict[str, A
     return out
 
 
+def flagged_splits(report: dict, name: str) -> list[str]:
+    """The splits on which model ``name`` is at or below chance."""
+    return [b["split"] for b in report.get("below_chance", []) if b["model"] == name]
+
+
 def render_markdown(report: dict) -> str:
-    """The report as a Markdown page: one table of every model, the summary, the confusion PNGs."""
+    """The report as a Markdown page: one table of every model, the chance flags, the summary,
+    what the fusion trusts, the confusion PNGs and the fingerprints."""
     data = report.get("data", {})
     lines = [f"# {report.get('title', 'EmoNets training report')} ({report['created']})", ""]
     if data:
@@ -180,8 +431,9 @@ def render_markdown(report: dict) -> str:
     if any(report.get("unscored_by_every_specialist", {}).values()):
         lines.append("Scored by no specialist (fused as uniform): " + ", ".join(
             f"{s} {n}" for s, n in sorted(report["unscored_by_every_specialist"].items())))
-    lines += ["", "| model | kind | scored val | scored test | val acc | val macro-F1 | test acc | test macro-F1 |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "| model | kind | scored val | scored test | val acc | val macro-F1 | test acc | test macro-F1 "
+              "| at/below chance |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     total = report["clips_per_split"]
     for name, e in report["entries"].items():
         m = e["metrics"]
@@ -192,9 +444,18 @@ def render_markdown(report: dict) -> str:
         def scored(split: str) -> str:
             return f"{e['scored'].get(split, 0)}/{total.get(split, 0)}"
 
+        flags = ", ".join(flagged_splits(report, name)) or "—"
         lines.append(f"| {name} | {e['kind']} | {scored('val')} | {scored('test')} | {cell('val', 'accuracy')} "
-                     f"| {cell('val', 'macro_f1')} | {cell('test', 'accuracy')} | {cell('test', 'macro_f1')} |")
+                     f"| {cell('val', 'macro_f1')} | {cell('test', 'accuracy')} | {cell('test', 'macro_f1')} "
+                     f"| {flags} |")
     lines.append("")
+    if report.get("chance_rule"):
+        lines += [f"{report['chance_rule']}.", ""]
+    if report.get("below_chance"):
+        lines.append("**At or below chance:** " + "; ".join(
+            f"{b['model']} on {b['split']} ({b['accuracy']:.3f} ≤ chance {b['chance']:.3f}, n={b['n']})"
+            for b in report["below_chance"]) + ".")
+        lines.append("")
     s = report.get("summary", {})
     if s.get("best_specialist") and s.get("selected_fusion_test_accuracy") is not None:
         others = ", ".join(f"{n} {g:+.1f}" for n, g in s["gain_points_by_fusion"].items() if n != s["selected_fusion"])
@@ -208,11 +469,39 @@ def render_markdown(report: dict) -> str:
         lines.append(f"- {note}")
     if report.get("notes"):
         lines.append("")
+    lines += ["The full page, with every image embedded and per-class figures: report.html", ""]
+    lines += _markdown_trust(report.get("fusion_weights"))
     lines.append("## Confusion matrices")
     lines.append("")
     for name, e in report["entries"].items():
         for split, png in e["confusion_png"].items():
             lines.append(f"- {name} ({split}): ![{name} {split}]({png})")
-    if report.get("fingerprints"):
-        lines += ["", "## Fingerprints", "", "```", *(f"{k}: {v}" for k, v in report["fingerprints"].items()), "```"]
+    if report.get("timelines"):
+        lines += ["", "## Timelines of val clips", ""]
+        lines += [f"- {t['caption']}: ![{t['caption']}]({t['png']})" for t in report["timelines"]]
+    if report.get("fingerprints") or report.get("bundles"):
+        lines += ["", "## Fingerprints", "", "```", *(f"{k}: {v}" for k, v in report.get("fingerprints", {}).items()),
+                  *(f"bundle {k}: {b['fingerprint']} (trained on {b.get('trained_on')}, "
+                    f"emonets {b.get('versions', {}).get('emonets', '?')}, {b.get('created')})"
+                    for k, b in report.get("bundles", {}).items()), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_trust(trust: dict | None) -> list[str]:
+    if not trust:
+        return []
+    specs = trust["specialists"]
+    lines = [f"## What the fusion trusts ({trust['method']})", "", trust["how"] + ".", "",
+             "| class | trusts | " + " | ".join(specs) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in specs) + " |"]
+    for row, weights in trust["weights"].items():
+        lines.append(f"| {row} | {trust_text(trust, row)} | " + " | ".join(f"{weights[s]:.2f}" for s in specs) + " |")
+    return lines + [""]
+
+
+def trust_text(trust: dict, row: str) -> str:
+    """Who the fuser trusts most for one class: a name, several tied names, or "all equally"."""
+    names = trust.get("trusted", {}).get(row, [])
+    if len(names) > 1 and len(names) == len(trust["specialists"]):
+        return "all equally"
+    return ", ".join(names) or "—"

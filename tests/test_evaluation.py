@@ -7,8 +7,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import f1_score
 
-from emonets.evaluation import (accuracy, as_indices, confusion, confusion_png, macro_f1, metrics_dict,
-                                per_class_recall)
+from emonets.evaluation import accuracy, as_indices, confusion, macro_f1, metrics_dict, per_class_recall
 
 
 def test_confusion_is_7x7_in_fixed_order_with_absent_classes():
@@ -53,6 +52,8 @@ def test_bad_labels_raise(y_true, y_pred):
 
 
 def test_confusion_png_is_written_atomically(tmp_path):
+    from emonets.report import confusion_png
+
     cm = confusion([0, 1, 2, 2, 6], [0, 1, 2, 5, 6])
     out = confusion_png(cm, tmp_path / "plots" / "cm.png", "test split")
     with Image.open(out) as img:

@@ -66,7 +66,7 @@ def test_report_files(tables, tmp_path):
     report = build_report(predictions, fused, clips, out, fingerprints={"clips": "abc"})
     assert json.loads((out / "report.json").read_text())["test_accuracy"] == report["test_accuracy"]
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["report.json", "report.md"] + [f"confusion_{m}_{s}.png" for m in
+    assert names == sorted(["report.json", "report.md", "report.html"] + [f"confusion_{m}_{s}.png" for m in
                                                              ("audio", "face_cnn", "mean", "random_search")
                                                              for s in ("val", "test")])
     md = (out / "report.md").read_text()
