@@ -142,7 +142,7 @@ class MotionSpecialist(Specialist):
     # -- training ---------------------------------------------------------------------------
     def fit(self, train: ClipSet, val: ClipSet | None = None) -> "MotionSpecialist":
         """Whitening, autoencoder and vocabulary on all training blocks; the SVM on labelled clips."""
-        from emonets.specialists.motion_ae import train_autoencoder
+        from emonets.specialists.motion_ae_training import train_autoencoder
 
         cfg = self.config
         t0 = time.perf_counter()
