@@ -38,15 +38,27 @@ def unit_inputs(unit: WorkUnit, upstream: dict | None) -> dict[str, Any]:
     return inputs
 
 
+def reused_summary(store: Store, stage: str, unit: WorkUnit, config: dict, upstream: dict | None = None) -> dict | None:
+    """The summary of a partition whose manifest is current (same inputs, config, version), else None.
+
+    The one freshness test of extraction: the flow asks it before submitting a unit, the
+    in-process extractor before starting one, and the unit itself before computing.
+    """
+    existing = store.manifest(STAGE_TABLE[stage], unit.key)
+    if existing is not None and existing.is_current(unit_inputs(unit, upstream), config):
+        return unit_summary(stage, unit, existing.rows, existing.fingerprint, "reused", existing.stats)
+    return None
+
+
 def extract_partition(stage: str, unit: dict, config: dict, store_root: str, upstream: dict | None = None) -> dict:
     """Compute (or reuse, when its manifest is current) one partition; return a small summary."""
     store = Store(store_root)
     work = WorkUnit.from_dict(unit)
     table = STAGE_TABLE[stage]
     inputs = unit_inputs(work, upstream)
-    existing = store.manifest(table, work.key)
-    if existing is not None and existing.is_current(inputs, config):
-        return unit_summary(stage, work, existing.rows, existing.fingerprint, "reused", existing.stats)
+    reused = reused_summary(store, stage, work, config, upstream)
+    if reused is not None:
+        return reused
     maybe_crash(stage, work.key)
     cfg = config_from_dict(stage, config)
     try:

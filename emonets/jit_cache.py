@@ -32,6 +32,7 @@ from pathlib import Path
 
 ENV_VAR = "EMONETS_JIT_CACHE"
 _LOCK_NAME = ".emonets-jit.lock"
+_WARM_NAME = ".emonets-jit.warm"  # written after a warm-up that passed, removed by clear()
 # The only files clear() deletes: numba's index and data files and its half-written temporaries
 # ("<file>.nbi.tmp.<uid>"). Never a whole folder: NUMBA_CACHE_DIR may point anywhere.
 _CACHE_SUFFIXES = (".nbi", ".nbc")
@@ -160,6 +161,7 @@ def clear(folder: Path | None = None) -> int:
     """Delete numba's cache files under ``folder`` (then its emptied subfolders); return how many
     files. Deletes nothing else, so it is safe whatever ``NUMBA_CACHE_DIR`` points at."""
     root = Path(folder) if folder is not None else cache_dir()
+    (root / _WARM_NAME).unlink(missing_ok=True)
     n = 0
     for path in cache_files(root):
         try:
@@ -273,6 +275,7 @@ def warm_up(*, timeout: float = 600.0) -> WarmUp:
     with _lock(folder):
         reason = _compile_in_child(folder, timeout)
         if reason is None:
+            _mark_warm(folder)
             return WarmUp(cache_dir=folder, seconds=time.monotonic() - start)
         removed = clear(folder)
         warnings.warn(f"numba JIT cache at {folder} is corrupt (warm-up {reason}); deleted its "
@@ -281,4 +284,24 @@ def warm_up(*, timeout: float = 600.0) -> WarmUp:
         if again is not None:
             raise JitCacheError(f"JIT warm-up failed on a freshly cleared cache at {folder}: {again} "
                                 f"(first attempt: {reason})")
+        _mark_warm(folder)
     return WarmUp(cache_dir=folder, seconds=time.monotonic() - start, rebuilt=True, reason=reason)
+
+
+def _mark_warm(folder: Path) -> None:
+    (folder / _WARM_NAME).write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def is_warm(folder: Path | None = None) -> bool:
+    """True once a warm-up passed on this cache (and nothing cleared it since)."""
+    return (Path(folder) if folder is not None else cache_dir()).joinpath(_WARM_NAME).is_file()
+
+
+def ensure_warm(*, timeout: float = 600.0) -> WarmUp | None:
+    """:func:`warm_up` unless a warm-up already passed on this cache (then nothing: no child).
+
+    For interactive commands, where the seconds of a warm-up on every call would be most of
+    the work; a cache corrupted since then crashes the unit's guarded child, and the caller
+    then runs :func:`warm_up` (which repairs it) and retries.
+    """
+    return None if is_warm(configure()) else warm_up(timeout=timeout)

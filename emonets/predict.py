@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emonets.bundle import read_description
 from emonets.fused_model import FusedModel, bundle_kind
 from emonets.labels import EMOTIONS, PROB_COLUMNS
 from emonets.training_data import SPECIALIST_TABLE, clip_set
@@ -31,6 +32,14 @@ def model_specialists(model) -> list[str]:
 
 def stages_needed(model) -> list[str]:
     return sorted({s for name in model_specialists(model) for s in STAGES_FOR[name]})
+
+
+def bundle_stages(path: Path | str) -> list[str]:
+    """The stages a bundle's specialists read, from its bundle.json alone (nothing loaded)."""
+    description = read_description(path)
+    names = (description.get("config") or {}).get("specialists", []) if description["kind"] == "fused" \
+        else [description["kind"]]
+    return sorted({s for name in names for s in STAGES_FOR[name]})
 
 
 def specialist_rows(model, name: str, clips: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

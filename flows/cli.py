@@ -21,7 +21,7 @@ from flows.compose_cmd import compose
 from flows.console import console, json_safe, print_json_line, print_problems, print_table, safe
 from flows.errors import RUN_FAILED, choice, cli_run, raise_if_disk_full
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="EmoNets: multimodal emotion recognition in video. Exit status: 0 done; 1 the run "
                        "failed (disk full, I/O error; predict: a video could not be labelled); 2 a usage "
                        "error (bad name, option or path, not a bundle, refused model file, store in use, "
@@ -30,8 +30,46 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 FORMAT_HELP = "auto | afew | ravdess | cremad | fer2013 | csv | videos"
 
 
+def _plain_help_types() -> None:
+    """Typer prints Python types in --help (``<list[Path]>``, ``<str>``, ``<bool>`` on flags);
+    show the plain words a user reads instead (PATH..., TEXT, N; nothing on a flag)."""
+    from typer import core
+
+    base = next((c for c in core.TyperArgument.__mro__ if "display_type" in vars(c)), None)
+    if base is None:  # another Typer: leave its help as it is
+        return
+    original = base.display_type
+    words = {"list[Path]": "PATH...", "list[str]": "TEXT...", "path": "PATH", "file": "FILE", "directory": "DIR",
+             "str": "TEXT", "int": "N", "float": "NUMBER", "bool": ""}
+
+    def display_type(self, ctx):
+        label = original(self, ctx)
+        return words.get(label.strip("<>"), label.strip("<>").upper())
+
+    base.display_type = display_type
+    if hasattr(core.TyperArgument, "_usage_display_name"):  # usage line: VIDEO... not {videos}...
+        def usage_name(self) -> str:
+            name = self.display_name_raw.upper()
+            name = name if self.required else f"[{name}]"
+            return name + ("..." if self.nargs != 1 else "")
+
+        core.TyperArgument._usage_display_name = usage_name
+
+
+_plain_help_types()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from emonets import __version__
+
+        print(f"emonets {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     """EmoNets: multimodal emotion recognition in video."""
 
 
@@ -128,9 +166,9 @@ def ingest(
         choice(format, FORMATS, "format")
         home = _store(store)
         with cli_run(lock=home, flows=False, csv_file=_csv_of(root)):
-            from tasks.ingest import ingest_root
+            from emonets.ingest_store import ingest_into_store
 
-            summary = ingest_root.fn(str(root), str(home.root), format, calm, allow_outside)
+            summary = ingest_into_store(str(root), str(home.root), format, calm, allow_outside)
     _show_ingest(summary)
     summary.pop("problem_rows")
     print_json_line(summary)
@@ -281,17 +319,30 @@ def train_all_cmd(
     print_json_line(summary)
 
 
+RUNNER_HELP = ("inline (this process, no Prefect) | local (process pool) | threads | dask; "
+               "auto: inline unless a Prefect API is configured (PREFECT_API_URL), then a recorded flow run")
+
+
 @app.command()
 def predict(
-    videos: list[Path] = typer.Argument(..., help="video files"),
+    videos: list[Path] = typer.Argument(..., help="video files, folders of videos, or CSV files with a 'path' column"),
     model: Optional[Path] = typer.Option(None, "--model", help="model bundle (default: the store's fused model)"),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per video instead of the table"),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="also write the predictions as CSV"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write one row per video to this .csv or .parquet"),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="also write the predictions as CSV (as --out X.csv)"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="draw each video's timeline into this PNG"),
+    annotate: Optional[Path] = typer.Option(None, "--annotate",
+                                            help="write the video with the face box and running label to this "
+                                                 ".mp4 (several videos: FILE-1-<clip>.mp4, FILE-2-…)"),
+    landmarks: bool = typer.Option(False, "--landmarks", help="with --annotate: draw the 68 face landmarks too"),
+    runner: str = typer.Option("auto", help=RUNNER_HELP),
+    dask_address: Optional[str] = typer.Option(None, help="tcp://HOST:PORT of a Dask scheduler (with --runner dask)"),
 ) -> None:
     """Predict the emotion of each video (fused, and each specialist's view).
 
     Every video gets a record (a row, or a JSON object with --json), saying why when it has no label.
+    Features and results are kept per video in the store, so a re-run labels only new videos.
 
     Exit status: 0 every video labelled; 1 some could not be (missing, unreadable, nothing usable); 2 usage error.
     """
@@ -300,73 +351,145 @@ def predict(
 
     from flows.locking import predict_store
 
+    started = time.perf_counter()
     with cli_run(flows=False):
+        from flows.runners import INTERACTIVE_RUNNERS, interactive_runner
+
+        choice(runner, INTERACTIVE_RUNNERS, "runner")
+        if runner == "dask" and dask_address:
+            _check_runner(runner, dask_address)
         home = _store(store)
-        if model is not None:
-            bundle = _bundle_arg(model, "--model")
-        else:
-            bundle = home.path("models", "fused")  # tasks.fuse.fused_path
-            if not (bundle / "bundle.json").is_file():
-                raise ValueError(f"no fused model in the store {home.root} (looked in {bundle}); "
-                                 "run `emonets train-all` first, or pass --model BUNDLE")
+        bundle = _model_bundle(model, home)
+        for target, suffixes, option in ((out, (".csv", ".parquet"), "--out"), (plot, (".png",), "--plot"),
+                                         (annotate, (".mp4",), "--annotate")):
+            if target is not None and target.suffix.lower() not in suffixes:
+                raise ValueError(f"{option} {target}: give a file name ending in {' or '.join(suffixes)}")
         from emonets.paths import display_path, portable_path
+        from emonets.video_list import expand_videos
 
         # Results come back keyed by the display form of each path (valid text, as `clips.path`);
-        # the flow gets the portable form (a name that is not UTF-8 can't be a flow parameter).
-        resolved = [Path(v).expanduser().resolve() for v in videos]
-        shown = {display_path(p): p for p in resolved}
-        paths = list(shown)
+        # the work gets the portable form (a name that is not UTF-8 can't be a flow parameter).
+        shown = {display_path(p): p for p in expand_videos(videos)}
+        if not shown:
+            raise ValueError("no videos found in " + ", ".join(str(v) for v in videos))
         absent = {d: "no such file" if not p.exists() else "not a file" for d, p in shown.items() if not p.is_file()}
-        present = [portable_path(shown[d]) for d in dict.fromkeys(paths) if d not in absent]
-    started = time.perf_counter()
+        present = [portable_path(p) for d, p in shown.items() if d not in absent]
+        mode = interactive_runner(runner)
     results: list[dict] = []
+    pictures: dict = {}
     if present:
-        with cli_run(lock=predict_store(home)):
-            from flows.predict import predict as predict_flow
+        work = predict_store(home)
+        drawing = plot is not None or annotate is not None
+        with cli_run(lock=work, flows=mode != "inline"):
+            if mode != "inline":
+                from flows.predict import predict as predict_flow
 
-            results = predict_flow(present, str(bundle), str(home.root))
+                results = predict_flow(present, str(bundle), str(home.root), runner=mode, dask_address=dask_address)
+            if mode == "inline" or drawing:  # after a flow run: its features and results, reused
+                run = _predict_inline(present, bundle, work, progress=len(present) > 3,
+                                      extra_stages=("faces",) if annotate is not None else ())
+                results = run.results
+            if drawing:
+                from emonets.prediction_run import draw_pictures
+
+                pictures = draw_pictures(run, work, plot=plot, annotate=annotate, landmarks=landmarks)
     seconds = time.perf_counter() - started
     by_path = {r["path"]: r for r in results}
     by_path.update({p: {"clip_id": Path(p).stem, "path": p, "label": None, "probabilities": None,
                         "specialists": {}, "missing": [], "error": reason} for p, reason in absent.items()})
-    order = list(dict.fromkeys(paths))  # as given; anything else the flow returned after
-    results = [by_path.pop(p) for p in order if p in by_path] + list(by_path.values())
-    if csv_out:
-        with cli_run(flows=False):
-            _write_predictions_csv(results, csv_out)
+    results = [by_path.pop(p) for p in shown if p in by_path] + list(by_path.values())  # as given
+    with cli_run(flows=False):
+        for target in (out, csv_out):
+            if target is not None:
+                _write_predictions(results, target)
     failed = sum(1 for r in results if not r["label"])
     if json_out:
         for r in results:
             print(json.dumps(json_safe(r), sort_keys=True), flush=True)
     else:
-        rows = []
-        for r in results:
-            note = r.get("error") or (f"no {', '.join(r['missing'])}" if r["missing"] else "")
-            views = ", ".join(f"{n}:{v['label']}" for n, v in r["specialists"].items())
-            conf = max(r["probabilities"].values()) if r["probabilities"] else ""
-            rows.append([Path(r["path"]).name, r["label"] or "—", conf, views, note])
-        print_table("predictions", ["video", "label", "p", "specialists", "note"], rows)
-        console.print(f"{len(results)} videos in {seconds:.1f} s ({seconds / max(1, len(results)):.1f} s per video)"
-                      + (f"; {failed} could not be labelled" if failed else ""))
+        _show_predictions(results, seconds, failed)
+    if pictures.get("plot"):
+        console.print(f"timelines: [bold]{safe(pictures['plot'])}[/]", soft_wrap=True)
+    for path in (pictures.get("annotated") or {}).values():
+        console.print(f"annotated: [bold]{safe(path)}[/]", soft_wrap=True)
+    if not json_out:
         print_json_line({"videos": len(results), "seconds": round(seconds, 2), "failed": failed,
-                         "labels": {Path(r["path"]).name: r["label"] for r in results}})
+                         "labels": {Path(r["path"]).name: r["label"] for r in results}, **pictures})
     if failed:
         raise typer.Exit(RUN_FAILED)
 
 
-def _write_predictions_csv(results: list[dict], path: Path) -> None:
-    import csv
+def _model_bundle(model: Optional[Path], home) -> Path:
+    """--model, else the store's fused model (a clear error when there is none)."""
+    if model is not None:
+        return _bundle_arg(model, "--model")
+    bundle = home.path("models", "fused")  # tasks.fuse.fused_path
+    if not (bundle / "bundle.json").is_file():
+        raise ValueError(f"no fused model in the store {home.root} (looked in {bundle}); "
+                         "run `emonets train-all` first, or pass --model BUNDLE")
+    return bundle
+
+
+def _predict_inline(videos: list[str], bundle: Path, work, *, progress: bool, extra_stages: tuple[str, ...] = ()):
+    """The fast path: the library in this process, extraction in guarded children, no Prefect."""
+    from emonets.extract_local import extract_clips
+    from emonets.prediction_run import predict_videos
+
+    if not progress:
+        return predict_videos(videos, str(bundle), work, extra_stages=extra_stages)
+    from flows.progress import rich_progress
+
+    with rich_progress("extracting") as update:
+        return predict_videos(videos, str(bundle), work, extra_stages=extra_stages,
+                              extract=lambda store, clips, stages: extract_clips(store, clips, stages, progress=update))
+
+
+def _top_two(probabilities: Optional[dict]) -> str:
+    if not probabilities:
+        return ""
+    (a, pa), (b, pb) = sorted(probabilities.items(), key=lambda kv: -kv[1])[:2]
+    return f"{a} {pa:.2f}, {b} {pb:.2f}"
+
+
+def _show_predictions(results: list[dict], seconds: float, failed: int) -> None:
+    from rich.table import Table
+
+    table = Table(title="predictions", title_justify="left")
+    table.add_column("video", overflow="fold")
+    table.add_column("label")
+    table.add_column("top two (fused)", overflow="fold")
+    table.add_column("specialists", overflow="fold")
+    table.add_column("note", overflow="fold")
+    for r in results:
+        note = r.get("error") or (f"no {', '.join(r['missing'])}" if r["missing"] else "")
+        views = ", ".join(f"{n}:{v['label']}" for n, v in r["specialists"].items())
+        table.add_row(*[safe(v) for v in (Path(r["path"]).name, r["label"] or "—", _top_two(r["probabilities"]),
+                                          views, note)])
+    console.print(table)
+    console.print(f"{len(results)} videos in {seconds:.1f} s ({seconds / max(1, len(results)):.1f} s per video)"
+                  + (f"; {failed} could not be labelled" if failed else ""))
+
+
+def _write_predictions(results: list[dict], path: Path) -> None:
+    """One row per video: path, label, the seven probabilities, each specialist's label, notes."""
+    import pandas as pd
 
     from data_catalog.atomic import atomic_path
     from emonets.labels import EMOTIONS
 
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "label", *[f"p_{e}" for e in EMOTIONS], "missing", "error"])
-        for r in results:
-            p = r["probabilities"] or {}
-            w.writerow([r["path"], r["label"] or "", *[p.get(e, "") for e in EMOTIONS],
-                        ";".join(r["missing"]), r.get("error", "")])
+    rows = []
+    for r in results:
+        p = r["probabilities"] or {}
+        row = {"path": r["path"], "label": r["label"] or "", **{f"p_{e}": p.get(e) for e in EMOTIONS}}
+        row.update({f"{n}_label": v["label"] for n, v in r["specialists"].items()})
+        row.update(missing=";".join(r["missing"]), error=r.get("error", ""))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
 
 
 @app.command()
@@ -376,45 +499,66 @@ def evaluate(
     format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     split: Optional[str] = typer.Option(None, help="only clips of this split (default: all labelled clips)"),
+    runner: str = typer.Option("auto", help=RUNNER_HELP),
 ) -> None:
-    """Ingest and extract DATA_ROOT as needed, then print accuracy, macro-F1 and the confusion matrix."""
+    """Ingest and extract DATA_ROOT as needed, then print accuracy, macro-F1 and the confusion matrix
+    (the model's, and each specialist's on the clips it could score)."""
     from emonets.labels import EMOTIONS
     from flows.locking import evaluate_store
 
     with cli_run(flows=False):
         from emonets.datasets import FORMATS
+        from flows.runners import INTERACTIVE_RUNNERS, interactive_runner
 
         choice(format, FORMATS, "format")
+        choice(runner, INTERACTIVE_RUNNERS, "runner")
         _bundle_arg(bundle, "BUNDLE")
         _data_root(data_root)
         home = _store(store)
-    with cli_run(lock=evaluate_store(home, data_root), csv_file=_csv_of(data_root)):
-        from flows.predict import evaluate as evaluate_flow
+        mode = interactive_runner(runner)
+    work = evaluate_store(home, data_root)
+    with cli_run(lock=work, csv_file=_csv_of(data_root), flows=mode != "inline"):
+        if mode == "inline":
+            from emonets.prediction_run import evaluate_root
 
-        result = evaluate_flow(str(bundle), str(data_root), format, str(home.root), split)
-    console.print(f"{bundle} on {data_root} ({result['split']}): accuracy {result['accuracy']:.4f}, "
-                  f"macro-F1 {result['macro_f1']:.4f}, n {result['n']}")
+            result = evaluate_root(str(bundle), str(Path(data_root).expanduser().resolve()), format, work, split)
+        else:
+            from flows.predict import evaluate as evaluate_flow
+
+            result = evaluate_flow(str(bundle), str(data_root), format, str(home.root), split, runner=mode)
+    console.print(f"{safe(bundle)} on {safe(data_root)} ({result['split']}): accuracy {result['accuracy']:.4f}, "
+                  f"macro-F1 {result['macro_f1']:.4f}, n {result['n']}", soft_wrap=True)
+    specs = result.get("specialists") or {}
+    if len(specs) > 1:
+        print_table("each specialist on the clips it could score", ["specialist", "n", "accuracy", "macro-F1"],
+                    [[n, m["n"], m["accuracy"], m["macro_f1"]] for n, m in specs.items()])
     if result["confusion"]:
-        print_table("confusion (rows true, columns predicted)", ["true", *[e[:5] for e in EMOTIONS]],
+        print_table("confusion (rows true, columns predicted)", ["true", *EMOTIONS],
                     [[e, *row] for e, row in zip(EMOTIONS, result["confusion"])])
     print_json_line(result)
 
 
 @app.command()
-def report(store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP)) -> None:
+def report(store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+           open_page: bool = typer.Option(False, "--open", help="print the path of the report's HTML page")) -> None:
     """Print the last train-all report; the last line is its JSON (test accuracy of every model)."""
     import json
 
     from data_catalog import Store
+    from flows.report_view import render_report
 
     latest = Store(store_root(store)).path("reports", "latest")
     if not (latest / "report.json").is_file():
-        console.print(f"[bold red]error:[/] no report in {latest.parent}; run `emonets train-all` first")
+        console.print(f"[bold red]error:[/] no report in {safe(latest.parent)}; run `emonets train-all` first")
         raise typer.Exit(2)
-    console.print((latest / "report.md").read_text())
+    if open_page:
+        console.print(safe(str(latest / "report.html")), soft_wrap=True)
+    else:
+        render_report(latest, console)
     data = json.loads((latest / "report.json").read_text())
     print_json_line({"test_accuracy": data["test_accuracy"], "val_accuracy": data["val_accuracy"],
-                     "report": str(latest / "report.md")})
+                     "below_chance": data.get("below_chance", []), "report": str(latest / "report.md"),
+                     "report_html": str(latest / "report.html")})
 
 
 app.command()(compose)

@@ -9,13 +9,14 @@ from prefect import flow
 from prefect.futures import as_completed
 
 from data_catalog import Store
-from emonets.extraction import STAGE_TABLE, STAGES, default_config, work_units
+from emonets.extraction import STAGES, default_config, work_units
 from emonets.isolation import close_guarded_children
 from emonets.jit_cache import warm_up
 from flows.locking import exclusive_store
 from flows.progress import current_progress, reporting_progress
 from flows.runners import make_task_runner, shared_ephemeral_api
-from tasks.extract import extract_unit, unit_inputs
+from emonets.extract_partition import reused_summary
+from tasks.extract import extract_unit
 
 
 @flow(name="extract-features", log_prints=True)
@@ -69,11 +70,7 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict]]:
     jit_ready = False
 
     def current(stage: str, unit, upstream: dict | None) -> dict | None:
-        manifest = store.manifest(STAGE_TABLE[stage], unit.key)
-        if manifest is not None and manifest.is_current(unit_inputs(unit, upstream), cfgs[stage]):
-            return {"stage": stage, "key": unit.key, "status": "reused", "stats": manifest.stats,
-                    "fingerprint": manifest.fingerprint}
-        return None
+        return reused_summary(store, stage, unit, cfgs[stage], upstream)
 
     for unit in units:
         u = unit.to_dict()

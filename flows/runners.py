@@ -9,6 +9,35 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 RUNNERS = ("local", "threads", "dask")
+# Interactive commands also take "inline": the library in this process (guarded children do the
+# work), no Prefect; "auto" picks it unless a Prefect API is configured (then runs are recorded).
+INTERACTIVE_RUNNERS = ("auto", "inline", *RUNNERS)
+
+
+def prefect_api_configured() -> bool:
+    """Whether a Prefect API is configured (PREFECT_API_URL in the environment or in the active
+    profile), read without importing Prefect (which costs seconds)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    import tomllib
+    from pathlib import Path
+
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    profiles = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        data = tomllib.loads(profiles.read_text())
+    except (OSError, ValueError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active", "ephemeral")
+    settings = (data.get("profiles") or {}).get(active) or {}
+    return bool(settings.get("PREFECT_API_URL"))
+
+
+def interactive_runner(runner: str) -> str:
+    """``auto`` -> ``inline`` when no Prefect API is configured, else ``threads`` (recorded runs)."""
+    if runner != "auto":
+        return runner
+    return "threads" if prefect_api_configured() else "inline"
 
 
 class RunnerUnavailableError(RuntimeError):

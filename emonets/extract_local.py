@@ -1,0 +1,124 @@
+"""Extract a few clips' stale partitions in this process's guarded children, without Prefect.
+
+The interactive commands (`predict`, `evaluate` on a small root) would spend most of their time
+starting a Prefect server for a handful of units. This runs the same units (the same
+:func:`emonets.extract_partition.extract_partition`, in the same guarded children, so a crash
+still costs one unit) on a small thread pool: each thread keeps one child, so a clip's faces
+(then mouths) run beside its MFCC and motion blocks on two cores. What is current in the store
+is not started at all (:func:`emonets.extract_partition.reused_summary`, the flow's test too).
+The summary has the flow's shape, so callers treat both alike.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import pandas as pd
+
+from data_catalog import Store
+from emonets.extract_partition import extract_partition, record_crash, reused_summary
+from emonets.extraction import WorkUnit, default_config, work_units
+from emonets.isolation import WorkerCrashed, close_guarded_children, run_guarded
+from emonets.jit_cache import ensure_warm, warm_up
+
+Progress = Callable[[int, int], None]
+
+
+def extract_clips(store: Store, clips: pd.DataFrame, stages: list[str], *, configs: dict[str, dict] | None = None,
+                  workers: int = 2, progress: Progress | None = None) -> dict[str, Any]:
+    """Compute every stale (stage, unit) of ``clips``; return the flow's summary shape."""
+    started = time.perf_counter()
+    cfgs = {s: {**default_config(s).to_dict(), **((configs or {}).get(s) or {})} for s in stages}
+    units = work_units(clips)
+    results: list[tuple[dict, bool]] = []  # (unit summary, reused)
+    jobs: list[list[str]] = []
+    plans: list[tuple[WorkUnit, list[str]]] = []
+    for unit in units:
+        chain = [s for s in ("faces", "mouths") if s in stages and unit.can_run(s)]
+        for group in (chain, *[[s] for s in ("mfcc", "motion") if s in stages and unit.can_run(s)]):
+            if group:
+                plans.append((unit, group))
+                jobs.append(group)
+    total = sum(len(g) for g in jobs)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    if any("mfcc" in g for g in jobs):
+        ensure_warm()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="emonets-extract") as pool:
+            futures = [pool.submit(_run_chain, store, unit, group, cfgs, tick) for unit, group in plans]
+            for future in futures:
+                results += future.result()
+    finally:
+        close_guarded_children()
+    summary = _summarise(results)
+    summary.update(clips=int(len(clips)), units=len(units), stages=list(stages),
+                   seconds=round(time.perf_counter() - started, 2))
+    return summary
+
+
+def _run_chain(store: Store, unit: WorkUnit, group: list[str], cfgs: dict, tick: Callable[[], None]) -> list:
+    """One unit's stages in order (faces before mouths, which reads its partition)."""
+    out: list[tuple[dict, bool]] = []
+    upstream: dict | None = None
+    for stage in group:
+        if stage == "mouths":
+            if upstream is None or upstream.get("status") == "failed":
+                out.append(({"stage": "mouths", "key": unit.key, "status": "failed",
+                             "reason": "not run: its faces partition failed", "stats": {}}, False))
+                tick()
+                continue
+            upstream = {"fingerprint": upstream["fingerprint"]}
+        result = _run_unit(store, stage, unit, cfgs[stage], upstream if stage == "mouths" else None)
+        out.append((result, result["status"] == "reused"))
+        if stage == "faces":
+            upstream = result
+        tick()
+    return out
+
+
+def _run_unit(store: Store, stage: str, unit: WorkUnit, config: dict, upstream: dict | None) -> dict:
+    reused = reused_summary(store, stage, unit, config, upstream)
+    if reused is not None:
+        return reused
+    args = (stage, unit.to_dict(), config, str(store.root), upstream)
+    try:
+        return run_guarded(extract_partition, *args)
+    except WorkerCrashed as crash:
+        if stage == "mfcc":  # a JIT cache corrupted since its last warm-up: repair, then once more
+            warm_up()
+            try:
+                return run_guarded(extract_partition, *args)
+            except WorkerCrashed as again:
+                crash = again
+        return record_crash(stage, unit.to_dict(), str(store.root), crash.reason, upstream)
+
+
+def _summarise(results: list[tuple[dict, bool]]) -> dict[str, Any]:
+    computed = cached = failed = frames = found = 0
+    by_stage: dict[str, dict[str, int]] = {}
+    errors: list[str] = []
+    for result, reused in results:
+        if result.get("status") == "failed":
+            failed += 1
+            errors.append(f"{result['stage']}:{result['key']}: {result.get('reason')}")
+            continue
+        counts = by_stage.setdefault(result["stage"], {"computed": 0, "cached": 0})
+        counts["cached" if reused else "computed"] += 1
+        cached += reused
+        computed += not reused
+        if result["stage"] == "faces":
+            frames += int(result["stats"].get("frames", 0))
+            found += int(result["stats"].get("found", 0))
+    return {"computed": computed, "cached": cached, "failed": failed, "by_stage": by_stage,
+            "face_frames": frames, "face_found": found,
+            "face_found_rate": round(found / frames, 4) if frames else None, "errors": errors[:20]}
+
