@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emonets import training_progress as progress
 from emonets.evaluation import metrics_dict
 from emonets.labels import PROB_COLUMNS
 from emonets.specialists.base import ClipSet, Specialist
@@ -99,18 +100,46 @@ def train_specialist(
     """Fit ``name`` on the train split, score every clip with features, measure on val/test."""
     model_cls, _ = specialist_class(name)
     cfg = make_config(name, config, max_epochs=max_epochs)
-    sets = split_sets(clips, features, name)
-    train, val = sets.get("train"), sets.get("val")
+    with progress.training(name, **_progress_plan(name, cfg, config)):
+        sets = split_sets(clips, features, name)
+        train, val = sets.get("train"), sets.get("val")
+        if name == "face_cnn":
+            model = _fit_face_cnn(model_cls, cfg, clips, sets, dict(config or {}), work_dir)
+        else:
+            if train is None or not (train.labels >= 0).any():
+                raise ValueError(f"{name}: no labelled training clips with features (split 'train')")
+            if name == "audio":  # train on the speed-perturbed copies the mfcc stage wrote too
+                table, order = SPECIALIST_TABLE[name]
+                train = with_views(train, features, table, order, real_clip_ids=set(clips["clip_id"].astype(str)))
+            model = model_cls(cfg).fit(_labelled(train), _labelled(val) if val is not None else None)
+        progress.phase(name, "scoring clips")
+        return score(model, name, clips, sets)
+
+
+def _progress_plan(name: str, cfg, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """How many Lightning fits ``name`` runs, and what it does before and after them."""
     if name == "face_cnn":
-        model = _fit_face_cnn(model_cls, cfg, clips, sets, dict(config or {}), work_dir)
-    else:
-        if train is None or not (train.labels >= 0).any():
-            raise ValueError(f"{name}: no labelled training clips with features (split 'train')")
-        if name == "audio":  # train on the speed-perturbed copies the mfcc stage wrote too
-            table, order = SPECIALIST_TABLE[name]
-            train = with_views(train, features, table, order, real_clip_ids=set(clips["clip_id"].astype(str)))
-        model = model_cls(cfg).fit(_labelled(train), _labelled(val) if val is not None else None)
-    return score(model, name, clips, sets)
+        return {"fits": 0 if (overrides or {}).get("cnn_bundle") else 1, "phase": "loading faces"}
+    if name == "audio":
+        return {"fits": len(cfg.seeds)}  # a seed ensemble: one fit per seed
+    if name == "motion":
+        return {"fits": 1, "phase": "whitening blocks", "then": "k-means words + chi2 SVM"}
+    return {"fits": 0, "phase": "k-means dictionaries + logistic regression"}
+
+
+def max_epochs_note(name: str, max_epochs: int | None, config: dict[str, Any] | None = None) -> str | None:
+    """Why ``max_epochs`` changes nothing for this training, or None where it caps epochs.
+
+    A setting silently ignored looks like one obeyed; callers show this note instead.
+    """
+    if max_epochs is None:
+        return None
+    if name == "face_cnn" and (config or {}).get("cnn_bundle"):
+        return "max_epochs does not apply to face_cnn with a cnn_bundle: its ConvNet is not retrained"
+    _, config_cls = specialist_class(name)
+    if not {"max_epochs", "epochs"} & {f.name for f in dataclasses.fields(config_cls)}:
+        return f"max_epochs does not apply to {name}: it trains without epochs"
+    return None
 
 
 def _labelled(cs: ClipSet | None) -> ClipSet | None:
@@ -142,6 +171,7 @@ def _fit_face_cnn(model_cls, cfg, clips, sets, overrides, work_dir):
         model = model_cls(cfg).fit_frames(frames, labels, val_frames, val_labels, work_dir=work_dir)
     videos = part("train", False)
     if videos is not None and len(set(videos.labels)) > 1:
+        progress.phase("face_cnn", "SVM on the training videos' segments")
         model.fit(videos, part("val", False))
     return model
 
@@ -170,4 +200,5 @@ def score(model: Specialist, name: str, clips: pd.DataFrame, sets: dict[str, Cli
     return TrainResult(model, predictions, metrics, unscored)
 
 
-__all__ = ["SPECIALISTS", "TrainResult", "check_specialist", "make_config", "score", "specialist_class", "train_specialist"]
+__all__ = ["SPECIALISTS", "TrainResult", "check_specialist", "make_config", "max_epochs_note", "score",
+           "specialist_class", "train_specialist"]

@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger
 
 from data_catalog import Store, default_store_root
 from emonets.predict import STAGES_FOR
-from emonets.train import SPECIALISTS, check_specialist
+from emonets.train import SPECIALISTS, check_specialist, max_epochs_note
 from flows.errors import raise_if_disk_full
 from flows.extract_features import extract_features
 from flows.locking import exclusive_store
@@ -66,15 +66,19 @@ def train_all(
         logger.info("extraction: %s computed, %s reused", extraction["computed"], extraction["cached"])
         trained = {}
         for name in specialists:
+            note = max_epochs_note(name, max_epochs, configs.get(name))
+            notes = {"notes": [note]} if note else {}
+            if note:
+                logger.info(note)
             state = train_in_flow(store, name, configs.get(name), max_epochs, partitions)
             result = state.result(raise_on_failure=False)
             if state.is_completed():
-                trained[name] = _reused_if_cached(state, result)
+                trained[name] = {**_reused_if_cached(state, result), **notes}
                 logger.info("%s: %s", name, result["status"])
             elif isinstance(result, OSError) and result.errno == errno.ENOSPC:
                 raise result
             else:
-                trained[name] = {"specialist": name, "status": "failed", "error": str(result)}
+                trained[name] = {"specialist": name, "status": "failed", "error": str(result), **notes}
                 logger.warning("%s could not be trained: %s", name, result)
         usable = [n for n, r in trained.items() if r["status"] != "failed"]
         fuse_state = fuse_in_flow(store, usable, partitions, fusion_draws)
@@ -87,11 +91,14 @@ def train_all(
         "ingest_problems": int(sum(i["problems"] for i in ingested)),
         "extraction": {k: extraction[k] for k in ("computed", "cached", "failed", "problems", "face_found_rate",
                                                    "errors")},
-        "specialists": {n: {k: v for k, v in r.items() if k in ("status", "scored", "unscored", "seconds", "error")}
+        "specialists": {n: {k: v for k, v in r.items()
+                            if k in ("status", "scored", "unscored", "seconds", "error", "notes")}
                         for n, r in trained.items()},
         "fusion": {k: fusion[k] for k in ("status", "best_method", "bundle")},
         "report": report["report_dir"],
         "test_accuracy": report["test_accuracy"],
+        "below_chance": report["below_chance"],
+        "report_html": report["report_html"],
         "seconds": round(time.perf_counter() - started, 1),
     }
     print(f"report: {report['report_dir']}/report.md")

@@ -7,7 +7,7 @@ from prefect import flow, get_run_logger
 
 from data_catalog import Store
 from emonets.predict import STAGES_FOR
-from emonets.train import check_specialist, make_config
+from emonets.train import check_specialist, make_config, max_epochs_note
 from flows.errors import raise_if_disk_full
 from flows.extract_features import run_extract_features
 from flows.locking import exclusive_store
@@ -22,10 +22,15 @@ def train_specialist(specialist: str, store_root: str, config: dict | None = Non
     on split train (tuned on val) and write its predictions.
 
     ``clip_partitions`` limits both to those data roots' clips (default: every ingested root);
-    ``runner`` is the extraction's task runner (flows.runners).
+    ``runner`` is the extraction's task runner (flows.runners). Training runs in this flow's
+    process (a direct task call), whatever the runner. ``notes`` in the summary say what was
+    asked but does not apply (``max_epochs`` for a specialist without epochs).
     """
     check_specialist(specialist)
     make_config(specialist, config, max_epochs=max_epochs)  # unknown config fields: refused before any work
+    note = max_epochs_note(specialist, max_epochs, config)
+    if note:
+        get_run_logger().info(note)
     store = Store(store_root)
     with exclusive_store(store):
         if not store.partitions("clips"):
@@ -40,4 +45,5 @@ def train_specialist(specialist: str, store_root: str, config: dict | None = Non
             get_run_logger().warning("extraction: %s task(s) failed, e.g. %s", extraction["failed"],
                                      extraction["errors"][:1])
         summary = train_in_flow(store, specialist, config, max_epochs, clip_partitions).result()
-    return {**summary, "extraction": {k: extraction[k] for k in ("computed", "cached", "failed")}}
+    return {**summary, **({"notes": [note]} if note else {}),
+            "extraction": {k: extraction[k] for k in ("computed", "cached", "failed")}}

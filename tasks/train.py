@@ -20,7 +20,7 @@ from prefect.cache_policies import CacheKeyFnPolicy
 from data_catalog import Store
 from emonets import __version__
 from emonets.extraction import WorkUnit, work_units
-from emonets.train import check_specialist
+from emonets.train import check_specialist, max_epochs_note
 from emonets.train import train_specialist as fit_specialist
 from emonets.training_data import SPECIALIST_TABLE
 
@@ -48,8 +48,14 @@ def training_scope(store: Store, specialist: str, clip_partitions: list[str] | N
 
 def training_inputs(store: Store, specialist: str, config: dict | None, max_epochs: int | None,
                     clip_partitions: list[str] | None = None) -> dict:
-    """What a specialist's model depends on; equal inputs mean the saved bundle is current."""
+    """What a specialist's model depends on; equal inputs mean the saved bundle is current.
+
+    A ``max_epochs`` that does not apply to it (bag_of_mouths has no epochs) is left out, so
+    changing it does not retrain a model it cannot change.
+    """
     table, _ = SPECIALIST_TABLE[check_specialist(specialist)]
+    if max_epochs_note(specialist, max_epochs, config):
+        max_epochs = None
     clip_keys, feature_keys = training_scope(store, specialist, clip_partitions)
     data = partitions_fingerprint(store, "clips", clip_keys) + partitions_fingerprint(store, table, feature_keys)
     return {

@@ -1,6 +1,6 @@
-"""What every Lightning fit in the specialists shares: epoch timing, quiet start-up, the metric
-history from the CSV logger, and the Trainer's device/strategy settings (one device, or DDP, whose
-process group ``ReleaseProcessGroup`` closes cleanly).
+"""What every Lightning fit in the specialists shares: epoch timing, progress reports, quiet
+start-up, the metric history from the CSV logger, and the Trainer's device/strategy settings (one
+device, or DDP, whose process group ``ReleaseProcessGroup`` closes cleanly).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 
 import lightning as L
 import torch
+
+from emonets import training_progress
 
 
 class EpochTimer(L.Callback):
@@ -36,12 +38,64 @@ class EpochTimer(L.Callback):
         pl_module.log("epoch_seconds", seconds, on_step=False, on_epoch=True, rank_zero_only=True)
 
 
+class ProgressReport(L.Callback):
+    """Reports a fit's start, each epoch (epoch / max_epochs, the monitored figure, its seconds)
+    and its end to the active reporter (emonets.training_progress), from global rank 0 only.
+
+    It holds nothing but the specialist's name, so a DDP spawn can pickle it; the reporter is
+    found through the environment, which spawned and pooled processes inherit.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._start = 0.0
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            training_progress.emit("fit", self.name, max_epochs=_max_epochs(trainer))
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        metric, value = monitored_figure(trainer)
+        timer = next((c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer)), None)
+        cap_left = timer.time_remaining("train") if timer is not None else None
+        training_progress.emit("epoch", self.name, epoch=trainer.current_epoch + 1, max_epochs=_max_epochs(trainer),
+                               metric=metric, value=value, seconds=time.perf_counter() - self._start,
+                               time_cap_left=cap_left)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            training_progress.emit("fit_end", self.name, epochs=trainer.current_epoch)
+
+
+def _max_epochs(trainer) -> int | None:
+    return trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+
+
+def monitored_figure(trainer) -> tuple[str | None, float | None]:
+    """(name, value) of the figure that picks the model: early stopping's or the checkpoint's
+    monitor, else the first ``val_*`` metric, else the training loss."""
+    metrics = trainer.callback_metrics
+    monitors = [getattr(trainer.early_stopping_callback, "monitor", None),
+                getattr(trainer.checkpoint_callback, "monitor", None)]
+    names = [m for m in monitors if m] + sorted(k for k in metrics if k.startswith("val_")) + ["train_loss"]
+    for name in names:
+        if name in metrics:
+            value = float(metrics[name])
+            return name, None if math.isnan(value) else value
+    return None, None
+
+
 def progress_callbacks(name: str) -> list[L.Callback]:
     """Callbacks that report a fit's progress (epoch / total, last val figure) for ``name``.
 
     Empty unless a progress reporter is active (the CLI sets one); every trainer adds these.
     """
-    return []
+    return [ProgressReport(name)] if training_progress.active() else []
 
 
 @contextlib.contextmanager
