@@ -99,12 +99,24 @@ def predict_videos(videos: list[str], model_path: str, work: Store, *, extract: 
     manifest = request_manifest(work, videos)
     run = run_bundle(model_path, str(manifest), "csv", work, predicting=True, extract=extract,
                      extra_stages=extra_stages)
+    _explain_unlabelled(run.results, work)
     # Ingest rows about a clip that was kept (e.g. "no audio stream") are notes, not failures.
     labelled = {r["path"] for r in run.results}
     bad = {p["path"]: p["reason"] for p in run.ingested["problem_rows"] if p["path"] not in labelled}
     run.results += [{"clip_id": Path(p).stem, "path": p, "label": None, "probabilities": None, "specialists": {},
                      "missing": [], "error": reason} for p, reason in bad.items()]
     return run
+
+
+def _explain_unlabelled(results: list[dict], work: Store) -> None:
+    """A clip with no label says why: its stages' problems (no face found, worker crashed, ...)."""
+    unlabelled = {r["clip_id"]: r for r in results if not r.get("label")}
+    if not unlabelled:
+        return
+    problems = work.read("problems")
+    problems = problems[problems["clip_id"].isin(unlabelled) & (problems["stage"] != "ingest")]
+    for clip_id, rows in problems.groupby("clip_id"):
+        unlabelled[clip_id].setdefault("error", "; ".join(f"{s}: {r}" for s, r in zip(rows["stage"], rows["reason"])))
 
 
 def draw_pictures(run: BundleRun, work: Store, *, plot: Path | None = None, annotate: Path | None = None,

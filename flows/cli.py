@@ -253,17 +253,22 @@ def train(
         home = _ingested_store(store)
     with cli_run(lock=home):
         from emonets.bundle import copy_bundle
+        from flows.progress import training_progress
         from flows.train_specialist import train_specialist
 
-        summary = train_specialist(name, str(home.root), overrides or None, max_epochs, runner=runner)
+        with training_progress():
+            summary = train_specialist(name, str(home.root), overrides or None, max_epochs, runner=runner)
         if out is not None:
             summary["bundle"] = str(copy_bundle(summary["bundle"], out))
     rows = [[split, m["n"], m["accuracy"], m["macro_f1"]] for split, m in sorted(summary.get("metrics", {}).items())]
     print_table(f"{name} ({summary['status']})", ["split", "n", "accuracy", "macro-F1"], rows)
     ex = summary["extraction"]
     console.print(f"extraction: {ex['computed']} computed, {ex['cached']} reused, {ex['failed']} failed")
-    console.print(f"bundle: {summary['bundle']}; scored {summary.get('scored')} clips, "
-                  f"could not score {summary.get('unscored', 0)}")
+    console.print(f"bundle: {safe(summary['bundle'])}; scored {summary.get('scored')} clips, "
+                  f"could not score {summary.get('unscored', 0)}", soft_wrap=True)
+    for note in summary.get("notes", []):
+        console.print(f"[yellow]note:[/] {safe(note)}")
+    _flag_below_chance(_below_chance_of(name, summary.get("metrics", {})))
     print_json_line(summary)
 
 
@@ -297,17 +302,23 @@ def train_all_cmd(
         _check_runner(runner, dask_address)
         home = _store(store)
     with cli_run(lock=home, csv_file=_csv_of(roots[0]) if roots and len(roots) == 1 else None):
+        from flows.progress import training_progress
         from flows.train_all import train_all
 
-        summary = train_all(data_roots=[str(r) for r in roots] if roots else None, store_root=str(home.root),
-                            formats=formats or None, specialists=names, runner=runner, dask_address=dask_address,
-                            max_epochs=max_epochs, configs=configs or None, fusion_draws=fusion_draws)
+        with training_progress():
+            summary = train_all(data_roots=[str(r) for r in roots] if roots else None, store_root=str(home.root),
+                                formats=formats or None, specialists=names, runner=runner,
+                                dask_address=dask_address, max_epochs=max_epochs, configs=configs or None,
+                                fusion_draws=fusion_draws)
     rows = [[name, info["status"], info.get("scored", ""), summary["test_accuracy"].get(name, "—")]
             for name, info in summary["specialists"].items()]
     from emonets.fusion import FUSERS
 
     rows += [[m, "fusion", "", summary["test_accuracy"].get(m, "—")] for m in FUSERS]
     print_table("train-all", ["model", "status", "scored", "test accuracy"], rows)
+    for name, info in summary["specialists"].items():
+        for note in info.get("notes", []):
+            console.print(f"[yellow]note:[/] {safe(name)}: {safe(note)}")
     ex = summary["extraction"]
     failed = f", {ex['failed']} failed" if ex.get("failed") else ""
     console.print(f"extraction: {ex['computed']} computed, {ex['cached']} reused{failed}; fusion "
@@ -315,8 +326,27 @@ def train_all_cmd(
                   f"{summary['seconds']} s")
     for err in ex.get("errors", []):
         console.print(f"[red]task failed:[/] {safe(err)}")
-    console.print(f"report: [bold]{summary['report']}/report.md[/]")
+    console.print(f"report: [bold]{safe(summary['report'])}/report.md[/] (page: report.html)", soft_wrap=True)
+    _flag_below_chance(summary.get("below_chance", []))
     print_json_line(summary)
+
+
+def _below_chance_of(name: str, metrics: dict) -> list[dict]:
+    """``train``'s splits where the model is no better than the commonest class (report.CHANCE_RULE)."""
+    flagged = []
+    for split, m in sorted(metrics.items()):
+        counts = [sum(row) for row in m.get("confusion") or []]
+        chance = max(counts) / m["n"] if counts and m.get("n") else 0.0
+        if m.get("n") and m["accuracy"] <= chance + 1e-9:
+            flagged.append({"model": name, "split": split, "accuracy": m["accuracy"], "chance": chance, "n": m["n"]})
+    return flagged
+
+
+def _flag_below_chance(flagged: list[dict]) -> None:
+    """A model no better than always answering the commonest class is said so, in red."""
+    for b in flagged:
+        console.print(f"[bold red]at or below chance:[/] {safe(b['model'])} on {b['split']} "
+                      f"({b['accuracy']:.3f} ≤ chance {b['chance']:.3f}, n={b['n']})")
 
 
 RUNNER_HELP = ("inline (this process, no Prefect) | local (process pool) | threads | dask; "
@@ -334,7 +364,7 @@ def predict(
     plot: Optional[Path] = typer.Option(None, "--plot", help="draw each video's timeline into this PNG"),
     annotate: Optional[Path] = typer.Option(None, "--annotate",
                                             help="write the video with the face box and running label to this "
-                                                 ".mp4 (several videos: FILE-1-<clip>.mp4, FILE-2-…)"),
+                                                 ".mp4 (several videos: FILE-1-CLIP.mp4, FILE-2-…)"),
     landmarks: bool = typer.Option(False, "--landmarks", help="with --annotate: draw the 68 face landmarks too"),
     runner: str = typer.Option("auto", help=RUNNER_HELP),
     dask_address: Optional[str] = typer.Option(None, help="tcp://HOST:PORT of a Dask scheduler (with --runner dask)"),
