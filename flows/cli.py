@@ -184,7 +184,24 @@ def _show_ingest(summary: dict) -> None:
     print_table("clips per class and split", ["class", *splits, "total"], rows)
     for name, n in summary["skipped"].items():
         console.print(f"skipped by policy: {n} '{name}' clips ({summary['policy']})")
+    empty = [split for split in ("train", "val", "test") if not summary["by_split"].get(split)]
+    if summary["clips"] and empty:
+        rule = "; ".join(f"{k}: {v}" for k, v in summary.get("policy", {}).items() if k == "splits")
+        console.print(f"[yellow]note:[/] no clips in {' and '.join(empty)}" + (f" ({safe(rule)})" if rule else "")
+                      + ": " + _empty_split_effect(empty), soft_wrap=True)
     print_problems(summary["problem_rows"])
+
+
+def _empty_split_effect(empty: list[str]) -> str:
+    """What an empty split means for training, in the words a user needs."""
+    effects = []
+    if "train" in empty:
+        effects.append("nothing to train on")
+    if "val" in empty:
+        effects.append("no early stopping or tuning on held-out clips, and the fusion would fit on train")
+    if "test" in empty:
+        effects.append("no test figures")
+    return "; ".join(effects)
 
 
 @app.command()

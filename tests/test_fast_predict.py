@@ -198,3 +198,34 @@ def test_version_and_help_in_plain_words():
         assert not any(t in shown for t in ("<list[", "<path>", "<str>", "<bool>", "<int>")), shown
         assert "{" not in shown.split("\n")[0], shown
     assert "VIDEOS..." in runner.invoke(app, ["predict", "--help"]).output
+
+
+def test_ingest_says_which_splits_are_empty_and_what_that_means(tmp_path):
+    root = tmp_path / "only-train"
+    for n, label in enumerate(("Happy", "Sad")):
+        _video(root / "Train" / label / f"{label}.mp4", 20 + n)
+    result = CliRunner().invoke(app, ["ingest", str(root), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    note = next(line for line in result.output.splitlines() if line.startswith("note: no clips in"))
+    assert "val and test" in note and "the fusion would fit on train" in note and "no test figures" in note
+
+
+@pytest.mark.slow
+def test_a_batch_through_the_flow_gives_the_inline_results(prefect_api, videos, model, tmp_path):
+    runner = CliRunner()
+    base = ["predict", str(videos[0].parent), "--model", str(model), "--json"]
+    inline = runner.invoke(app, [*base, "--store", str(tmp_path / "a"), "--runner", "inline"])
+    flow = runner.invoke(app, [*base, "--store", str(tmp_path / "b"), "--runner", "threads",
+                               "--out", str(tmp_path / "b.parquet")])
+    assert inline.exit_code == 0 and flow.exit_code == 0, (inline.output, flow.output)
+
+    def records(output: str) -> dict:
+        rows = [json.loads(line) for line in output.strip().splitlines() if line.startswith("{")]
+        return {Path(r["path"]).name: r["probabilities"] for r in rows}
+
+    assert records(inline.output) == records(flow.output) and len(records(flow.output)) == 3
+    import pandas as pd
+
+    table = pd.read_parquet(tmp_path / "b.parquet")
+    assert sorted(Path(p).name for p in table["path"]) == ["v0.mp4", "v1.mp4", "v2.mp4"]
+    assert table["label"].notna().all() and "audio_label" in table.columns
