@@ -153,6 +153,9 @@ def load_bundle(path: Path | str, *, kind: str | None = None) -> Bundle:
     naming the file) for a part that is missing, corrupt, or refused by ``weights_only``.
     """
     path = Path(path)
+    from emonets.release import check_if_shipped  # (emonets.release imports this module)
+
+    check_if_shipped(path)
     desc = read_description(path)
     if kind is not None and desc.get("kind") != kind:
         raise ValueError(f"{path}: bundle holds a {desc.get('kind')!r} model, expected {kind!r}")

@@ -53,6 +53,8 @@ def train_all(
     started = time.perf_counter()
     with exclusive_store(store):
         roots = list(data_roots or [demo_root(store)])
+        if not data_roots:
+            configs = demo_configs(configs)
         fmts = list(formats or ["auto"] * len(roots))
         if len(fmts) != len(roots):
             raise ValueError("give one format per data root")
@@ -108,6 +110,18 @@ def train_all(
 def _reused_if_cached(state, result: dict) -> dict:
     """A Prefect cache hit returns the stored result of the run that made it: say "reused"."""
     return {**result, "status": "reused"} if state.name == "Cached" else result
+
+
+def demo_configs(configs: dict[str, dict]) -> dict[str, dict]:
+    """On the demo dataset the face specialist starts from the shipped FER-2013 ConvNet, and only
+    its SVM stage learns from the demo videos: a ConvNet trained from scratch on a few synthetic
+    clips learns nothing (and takes most of the demo's time). A user's own setting wins."""
+    from emonets.release import shipped
+
+    face, own = shipped("face_cnn"), dict(configs.get("face_cnn") or {})
+    if face is None or "cnn_bundle" in own:
+        return configs
+    return {**configs, "face_cnn": {**own, "cnn_bundle": str(face)}}
 
 
 def demo_root(store: Store) -> str:

@@ -231,3 +231,33 @@ def test_concurrent_warm_ups_wait_for_each_other(cache):
     out, err = other.communicate(timeout=300)
     assert other.returncode == 0, err
     assert out.strip() == "False"
+
+
+# -- the interactive commands: no warm-up child on every call -------------------------------------
+def test_ensure_warm_starts_no_child_once_a_warm_up_passed(cache, monkeypatch):
+    assert jit_cache.is_warm(cache)  # the pristine warm-up left its mark
+    monkeypatch.setattr(jit_cache, "_compile_in_child", lambda *a: pytest.fail("a warm-up child started"))
+    assert jit_cache.ensure_warm() is None
+    jit_cache.clear(cache)
+    assert not jit_cache.is_warm(cache)
+
+
+@pytest.mark.slow
+def test_a_cache_corrupted_after_its_warm_up_is_repaired_by_the_fast_path(cache, tmp_path, make_clip):
+    """`emonets predict` skips the warm-up once one passed; if the cache is corrupted since, the
+    MFCC unit's child segfaults, and the fast path warms up (repairs) and runs the unit again."""
+    from data_catalog import Store
+    from emonets.extract_local import extract_clips
+    from emonets.ingest_store import ingest_into_store
+
+    _mix_kernel_and_wrapper(cache, tmp_path / "second-compile")
+    assert jit_cache.is_warm(cache)  # corrupt, yet marked warm: nothing but a crash can tell
+    video = make_clip("speech.mp4", seconds=1.0, folder=tmp_path / "media")
+    store = Store(tmp_path / "store")
+    clips = store.read("clips", partitions=[ingest_into_store(str(video.parent), str(store.root), "videos")["partition"]])
+    with pytest.warns(JitCacheWarning, match="SIGSEGV"):
+        summary = extract_clips(store, clips, ["mfcc"])
+    assert summary["failed"] == 0 and summary["computed"] == 1, summary
+    assert len(store.read("mfcc")) > 0 and store.read("problems").empty
+    done = _extract(cache, tmp_path / "clip.wav")
+    assert done.returncode == 0, done.stderr
