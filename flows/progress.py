@@ -162,8 +162,10 @@ def training_progress(*, poll_seconds: float = 0.5) -> Iterator[None]:
                TimeElapsedColumn(), LeftColumn()]
     stop = threading.Event()
     try:
-        # No stdout redirection: Prefect pickles the run context for its worker processes.
-        with Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False) as progress:
+        # No stdout redirection: Prefect pickles the run context for its worker processes. Into a
+        # pipe or a log the rows are left out (transient): the command's own lines say the outcome.
+        with Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False,
+                      transient=not console.is_terminal) as progress:
             view = _TrainingView(progress, EventReader(path))
             poller = threading.Thread(target=view.poll, args=(stop, poll_seconds), name="training-progress",
                                       daemon=True)

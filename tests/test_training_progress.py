@@ -149,13 +149,14 @@ def test_max_epochs_note_names_the_specialists_it_does_not_apply_to():
     assert "cnn_bundle" in max_epochs_note("face_cnn", 5, {"cnn_bundle": "/some/bundle"})
 
 
-def test_the_rich_view_shows_each_specialist(monkeypatch):
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_rich_view_shows_each_specialist(monkeypatch, terminal):
     from rich.console import Console
 
     import flows.progress as view
 
     out = io.StringIO()
-    monkeypatch.setattr(view, "console", Console(file=out, width=200, force_terminal=False))
+    monkeypatch.setattr(view, "console", Console(file=out, width=200, force_terminal=terminal, color_system=None))
     with view.training_progress(poll_seconds=0.05):
         assert os.environ.get(progress.ENV)
 
@@ -171,6 +172,9 @@ def test_the_rich_view_shows_each_specialist(monkeypatch):
         view.current_progress()(3, 8)  # extraction's callback, as the extract flow finds it
     assert progress.ENV not in os.environ
     text = out.getvalue()
+    if not terminal:  # a pipe or a log: the rows are not left in it (the command's lines say the outcome)
+        assert text.strip() == ""
+        return
     assert "fit 1/3 · epoch 1/20 · val_loss 1.25 · 2.0 s/epoch" in text
     assert "k-means dictionaries + logistic regression" in text and "3/8 tasks" in text
 
