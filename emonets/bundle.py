@@ -113,8 +113,8 @@ def package_versions() -> dict[str, str]:
 def save_bundle(path: Path | str, bundle: Bundle) -> Path:
     """Write the bundle folder atomically: built in a temp folder beside it, then renamed in."""
     import torch
-    from skops.io import dump
 
+    dump = skops_io().dump
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
@@ -218,8 +218,32 @@ def _torch_detail(err: BaseException) -> str:
     return hit.group(1).strip() if hit else _first_line(err)
 
 
+def skops_io():
+    """``skops.io``, imported without its list of every scikit-learn estimator.
+
+    At import skops builds its default trusted-type list from ``sklearn.utils.all_estimators()``,
+    which imports all of scikit-learn: about a second of every model load, most of `predict`'s
+    start-up. Nothing here uses that list: :func:`_load_skops` decides what to trust by
+    ``_TRUSTED_PREFIXES`` and passes the types explicitly. So the list is built empty.
+    """
+    import sys
+
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    import sklearn.utils
+
+    every_estimator = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda *args, **kwargs: []
+    try:
+        import skops.io
+    finally:
+        sklearn.utils.all_estimators = every_estimator
+    return skops.io
+
+
 def _load_skops(f: Path):
-    from skops.io import get_untrusted_types, load
+    io = skops_io()
+    get_untrusted_types, load = io.get_untrusted_types, io.load
 
     try:
         types = get_untrusted_types(file=f)

@@ -34,12 +34,17 @@ def stages_needed(model) -> list[str]:
     return sorted({s for name in model_specialists(model) for s in STAGES_FOR[name]})
 
 
+def bundle_specialists(path: Path | str) -> list[str]:
+    """The specialists a bundle holds, from its bundle.json alone (nothing loaded)."""
+    description = read_description(path)
+    if description["kind"] == "fused":
+        return list((description.get("config") or {}).get("specialists", []))
+    return [description["kind"]]
+
+
 def bundle_stages(path: Path | str) -> list[str]:
     """The stages a bundle's specialists read, from its bundle.json alone (nothing loaded)."""
-    description = read_description(path)
-    names = (description.get("config") or {}).get("specialists", []) if description["kind"] == "fused" \
-        else [description["kind"]]
-    return sorted({s for name in names for s in STAGES_FOR[name]})
+    return sorted({s for name in bundle_specialists(path) for s in STAGES_FOR[name]})
 
 
 def specialist_rows(model, name: str, clips: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

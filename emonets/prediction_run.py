@@ -28,7 +28,7 @@ from emonets.extract_local import extract_clips
 from emonets.ingest_store import ingest_into_store
 from emonets.labels import LABEL_INDEX
 from emonets.prediction_cache import PredictionCache
-from emonets.predict import bundle_stages, load_model, model_specialists, predict_clips
+from emonets.predict import bundle_specialists, bundle_stages, load_model, predict_clips
 from emonets.training_data import SPECIALIST_TABLE
 
 # (store, clips, stages) -> the extraction summary (emonets.extract_local.extract_clips' shape)
@@ -49,7 +49,8 @@ def request_manifest(work: Store, videos: list[str]) -> Path:
 @dataclass
 class BundleRun:
     """What a prediction run leaves for the caller: a result per clip, the ingest summary (with
-    the extraction's), the loaded model and the clips (for the pictures, emonets.timeline)."""
+    the extraction's), the loaded model (None when every result was cached) and the clips (for
+    the pictures, emonets.timeline)."""
 
     results: list[dict]
     ingested: dict
@@ -74,15 +75,17 @@ def run_bundle(model_path: str, root: str, fmt: str, work: Store, *, predicting:
     extract = extract or (lambda store, clips, stages: extract_clips(store, clips, stages))
     cache = PredictionCache(work, model_path)
     stages = sorted(set(bundle_stages(model_path)) | set(extra_stages))
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emonets-model") as loader:
-        model = loader.submit(load_model, model_path)
-        ingested = ingest_into_store(root, str(work.root), fmt, allow_outside=predicting, keep_copies=predicting)
-        clips = work.read("clips", partitions=[ingested["partition"]])
-        known = {sha: hit for sha in set(clips["sha256"]) if (hit := cache.get(sha)) is not None}
-        new = clips[~clips["sha256"].isin(known)]
-        todo = clips if extra_stages else new  # pictures need every clip's features, not only new ones
-        extraction = extract(work, todo, stages) if len(todo) else {}
-        model = model.result()
+    ingested = ingest_into_store(root, str(work.root), fmt, allow_outside=predicting, keep_copies=predicting)
+    clips = work.read("clips", partitions=[ingested["partition"]])
+    known = {sha: hit for sha in set(clips["sha256"]) if (hit := cache.get(sha)) is not None}
+    new = clips[~clips["sha256"].isin(known)]
+    todo = clips if extra_stages else new  # pictures need every clip's features, not only new ones
+    model, extraction = None, {}
+    if len(todo):  # else every result is known: the model is not even loaded
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emonets-model") as loader:
+            loading = loader.submit(load_model, model_path)
+            extraction = extract(work, todo, stages)
+            model = loading.result()
     fresh = {r["clip_id"]: r for r in predict_clips(model, new, feature_tables(work, new))} if len(new) else {}
     for clip in new.itertuples(index=False):
         cache.put(clip.sha256, fresh[clip.clip_id])
@@ -157,7 +160,7 @@ def evaluate_root(model_path: str, root: str, fmt: str, work: Store, split: str 
     """Accuracy, macro-F1 and the confusion matrix of a bundle on every labelled clip of a root,
     and each specialist's own figures on the clips it could score."""
     run = run_bundle(model_path, root, fmt, work, extract=extract)
-    results, ingested, model = run.results, run.ingested, run.model
+    results, ingested = run.results, run.ingested
     clips = run.clips.set_index("clip_id")
     in_split = [r for r in results if split is None or clips.loc[r["clip_id"], "split"] == split]
     scored = [r for r in in_split if r["label"] and r["true_label"] in LABEL_INDEX]
@@ -165,7 +168,7 @@ def evaluate_root(model_path: str, root: str, fmt: str, work: Store, split: str 
     pred = [LABEL_INDEX[r["label"]] for r in scored]
     metrics = metrics_dict(y, pred) if scored else {"accuracy": 0.0, "macro_f1": 0.0, "n": 0, "confusion": []}
     labelled = sum(1 for r in in_split if r["true_label"] in LABEL_INDEX)
-    names = model_specialists(model)
+    names = bundle_specialists(model_path)
     return {**metrics, "unscored": labelled - len(scored), "model": model_path, "data_root": root,
             "split": split or "all", "ingest_problems": ingested["problems"],
             "specialists": specialist_metrics(in_split, names)}

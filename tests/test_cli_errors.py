@@ -165,6 +165,26 @@ def test_load_bundle_names_refused_missing_and_corrupt_files(tmp_path):
         load_bundle(path)
 
 
+class _NotSklearn:
+    """A class skops would happily write, and must never run on load."""
+
+    def __init__(self):
+        self.x = 1
+
+
+def test_an_estimator_file_holding_an_untrusted_type_is_refused(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from emonets.bundle import Bundle, BundleError, load_bundle, save_bundle
+
+    fitted = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    path = save_bundle(tmp_path / "ok", Bundle(kind="bag_of_mouths", estimators={"lr": fitted}))
+    assert load_bundle(path).estimators["lr"].predict([[1.0]]).tolist() == [1]  # sklearn types: trusted
+    bad = save_bundle(tmp_path / "bad", Bundle(kind="bag_of_mouths", estimators={"lr": _NotSklearn()}))
+    with pytest.raises(BundleError, match=r"lr\.skops: refuses to load untrusted types .*_NotSklearn"):
+        load_bundle(bad)
+
+
 def test_known_failures_map_to_one_line():
     from flows.errors import describe, disk_full_in
 

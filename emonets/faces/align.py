@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from skimage.transform import AffineTransform, warp
 
 # Derived by `python benchmarks/bench_faces.py --derive-template`: 600 FER-2013 train images
 # (seeded shuffle over all classes) upscaled 4x to 192 px (bicubic) and edge-padded by 32 px,
@@ -107,6 +106,8 @@ def warp_to_face(image: np.ndarray, matrix: np.ndarray, *, size: int = FER_SIZE)
         rx, ry = cw / nw, ch / nh  # crop index = (shrunk index + 0.5) * r - 0.5
         shrink = np.array([[1 / rx, 0, 0.5 / rx - 0.5], [0, 1 / ry, 0.5 / ry - 0.5], [0, 0, 1]])
         to_crop = shrink @ to_crop
+    from skimage.transform import AffineTransform, warp  # (0.4 s to import: only where faces are warped)
+
     out = warp(crop, AffineTransform(matrix=to_crop), output_shape=(size, size), order=1,
                mode="edge", preserve_range=True)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -8,7 +8,7 @@ short path in ``faces_from_images``: they already are faces in FER's framing.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,37 +16,11 @@ import pandas as pd
 from PIL import Image
 
 from emonets.faces.align import align_face
+from emonets.faces.config import FaceConfig
 from emonets.faces.track import FaceTracker, TrackedFrame
 from emonets.video import iter_frames
 
 FACE_COLUMNS = ["clip_id", "frame", "t", "found", "face", "size", "landmarks"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class FaceConfig:
-    """Sampling, detection, tracking and alignment settings (stored with the `faces` partitions)."""
-
-    fps: float = 10.0                    # frames sampled per second of video
-    size: int = 48                       # the aligned face is size x size grey (FER-2013: 48)
-    detector: str = "hog"                # "hog" (CPU) or "cnn" (dlib's CNN: slow without CUDA)
-    detect_every: int = 3                # sampled frames per detection while the track holds
-    refine: int = 0                      # extra landmark passes on tracked frames (box re-placed)
-    target_face_px: float = 100.0        # a crop is resized so the tracked face is ~this wide
-    search_margin: float = 0.5           # crop margin around the face, in face widths per side
-    search_upsample: int = 1             # finest whole-frame search: 1 finds faces down to ~40 px
-    reacquire_after: float | None = 2.0  # s a lost face is waited for before another may start
-    max_frames: int | None = None        # cap on sampled frames (None: whole clip)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def validate(self) -> None:
-        from emonets.faces.detect import DETECTORS
-
-        if self.detector not in DETECTORS:
-            raise ValueError(f"FaceConfig.detector={self.detector!r}; choose from {', '.join(DETECTORS)}")
-        if self.size < 8 or self.fps <= 0 or self.detect_every < 1 or self.target_face_px < 40:
-            raise ValueError(f"FaceConfig out of range: {self}")
 
 
 @dataclass
