@@ -23,6 +23,10 @@ class ReleaseError(BundleError):
     """A shipped model is missing or does not match its checksum."""
 
 
+def _folder(folder: Path | str | None) -> Path:
+    return Path(folder) if folder is not None else RELEASE_DIR
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -46,9 +50,9 @@ def read_sums(folder: Path) -> dict[str, str]:
     return sums
 
 
-def verify(folder: Path | str = RELEASE_DIR, *, only: str | None = None) -> None:
+def verify(folder: Path | str | None = None, *, only: str | None = None) -> None:
     """Check every listed file (or those under ``only``, a model's folder) against SHA256SUMS."""
-    folder = Path(folder)
+    folder = _folder(folder)
     for name, expected in read_sums(folder).items():
         if only is not None and not name.startswith(f"{only}/"):
             continue
@@ -61,9 +65,9 @@ def verify(folder: Path | str = RELEASE_DIR, *, only: str | None = None) -> None
                                "the file was changed or damaged: reinstall EmoNets")
 
 
-def write_sums(folder: Path | str = RELEASE_DIR) -> Path:
+def write_sums(folder: Path | str | None = None) -> Path:
     """(Re)write SHA256SUMS over every file in the release folder but itself (when building it)."""
-    folder = Path(folder)
+    folder = _folder(folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != SUMS_FILE
                    and "__pycache__" not in p.parts)
     text = "".join(f"{file_sha256(p)}  {p.relative_to(folder).as_posix()}\n" for p in files)
@@ -71,14 +75,15 @@ def write_sums(folder: Path | str = RELEASE_DIR) -> Path:
     return folder / SUMS_FILE
 
 
-def shipped(name: str, folder: Path | str = RELEASE_DIR) -> Path | None:
+def shipped(name: str, folder: Path | str | None = None) -> Path | None:
     """The folder of the shipped model ``name`` when the release has one, else None."""
-    path = Path(folder) / name
+    path = _folder(folder) / name
     return path if (path / "bundle.json").is_file() else None
 
 
-def shipped_model(name: str, folder: Path | str = RELEASE_DIR) -> Path:
+def shipped_model(name: str, folder: Path | str | None = None) -> Path:
     """The verified folder of the shipped model ``name`` (checked once per process)."""
+    folder = _folder(folder)
     path = shipped(name, folder)
     if path is None:
         raise ReleaseError(f"no shipped model {name!r} in {folder}")
@@ -88,9 +93,9 @@ def shipped_model(name: str, folder: Path | str = RELEASE_DIR) -> Path:
     return path
 
 
-def check_if_shipped(path: Path | str, folder: Path | str = RELEASE_DIR) -> None:
+def check_if_shipped(path: Path | str, folder: Path | str | None = None) -> None:
     """Verify ``path`` against SHA256SUMS when it is (inside) a shipped model; else nothing."""
-    folder = Path(folder)
+    folder = _folder(folder).resolve()
     try:
         relative = Path(path).resolve().relative_to(folder)
     except ValueError:

@@ -14,7 +14,9 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from data_catalog import Store
 from emonets.bundle import BundleError, replace_dir
 from emonets.extraction import work_units
-from emonets.report import build_report, describe_bundle, flagged_splits, fusion_trust, render_markdown
+from emonets.report import build_report, flagged_splits, render_markdown
+from emonets.report_models import describe_bundle, fusion_trust
+from emonets.report_timelines import val_timeline_pngs
 from emonets.training_data import SPECIALIST_TABLE
 from tasks.fuse import fused_path
 from tasks.train import bundle_path, partitions_fingerprint
@@ -51,9 +53,9 @@ def model_bundles(store: Store, specialists: list[str]) -> dict[str, dict | None
 
 @task(name="report")
 def report_task(store_root: str, clip_partitions: list[str], specialists: list[str],
-                val_timelines: list[str] | None = None) -> dict:
+                val_timelines: dict[str, bytes] | list[str] | None = None) -> dict:
     """Write the report of this run's clips; ``val_timelines`` are PNG paths of a few val clips'
-    timelines, embedded in the page. Returns the report folder, accuracies and the models at or
+    timelines, embedded in the page (default: the first three val clips', drawn with the fused model). Returns the report folder, accuracies and the models at or
     below chance (``below_chance``: model, kind, split, accuracy, chance, n)."""
     store = Store(store_root)
     clips = store.read("clips", partitions=clip_partitions)
@@ -69,6 +71,11 @@ def report_task(store_root: str, clip_partitions: list[str], specialists: list[s
     except (BundleError, ValueError, KeyError, OSError) as err:
         trust = None
         notes.append(f"The fused bundle's weights could not be read: {err}")
+    if val_timelines is None and bundle.is_file():
+        try:
+            val_timelines = val_timeline_pngs(store, fused_path(store), clips)
+        except Exception as err:  # a picture must not cost the report
+            notes.append(f"The val clips' timelines could not be drawn: {type(err).__name__}: {err}")
     report = build_report(predictions[predictions["clip_id"].isin(ids)], fused[fused["clip_id"].isin(ids)], clips,
                           out, fingerprints=data_fingerprints(store, clips, clip_partitions, specialists),
                           primary_fusion=method, notes=notes, fusion=trust,

@@ -30,6 +30,11 @@ def demo_root(tmp_path_factory):
     return root
 
 
+def report_splits(store: Store) -> dict[str, str]:
+    clips = store.read("clips")
+    return dict(zip(clips["clip_id"], clips["split"]))
+
+
 def _run(root, store):
     return train_all(data_roots=[str(root)], store_root=str(store.root), runner="threads",
                      configs=TINY, fusion_draws=2000)
@@ -50,6 +55,10 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
     report = json.loads((store.path("reports", "latest", "report.json")).read_text())
     assert report["entries"]["random_search"]["metrics"]["test"]["n"] == 7
     assert any(p.suffix == ".png" for p in store.path("reports", "latest").iterdir())
+    val_ids = sorted(c for c, sp in report_splits(store).items() if sp == "val")[:3]
+    assert [t["caption"].split(" ")[0] for t in report["timelines"]] == val_ids  # first three val clips
+    page = store.path("reports", "latest", "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= len(val_ids) + 1
     assert (store.path("models", "fused", "specialists", "audio", "bundle.json")).is_file()
 
     second = _run(root, store)
