@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from emonets.evaluation import metrics_dict
 from emonets.extract_local import extract_clips
 from emonets.ingest_store import ingest_into_store
 from emonets.labels import LABEL_INDEX
+from emonets.paths import display_path, to_fs
 from emonets.prediction_cache import PredictionCache
 from emonets.predict import bundle_specialists, bundle_stages, load_model, predict_clips
 from emonets.training_data import SPECIALIST_TABLE
@@ -103,12 +105,30 @@ def predict_videos(videos: list[str], model_path: str, work: Store, *, extract: 
     run = run_bundle(model_path, str(manifest), "csv", work, predicting=True, extract=extract,
                      extra_stages=extra_stages)
     _explain_unlabelled(run.results, work)
+    _as_named(run.results, videos)
     # Ingest rows about a clip that was kept (e.g. "no audio stream") are notes, not failures.
     labelled = {r["path"] for r in run.results}
     bad = {p["path"]: p["reason"] for p in run.ingested["problem_rows"] if p["path"] not in labelled}
     run.results += [{"clip_id": Path(p).stem, "path": p, "label": None, "probabilities": None, "specialists": {},
                      "missing": [], "error": reason} for p, reason in bad.items()]
     return run
+
+
+def _as_named(results: list[dict], videos: list[str]) -> None:
+    """Report each video under the name the user gave (ingest stores a link's target, the file
+    it checked and opens): a result whose path is a requested video's target, and whose clip id
+    is that name's, gets the name back."""
+    by_target: dict[str, list[str]] = {}
+    for video in videos:
+        named = Path(to_fs(video))
+        by_target.setdefault(display_path(os.path.realpath(named)), []).append(display_path(named))
+    asked = {name for names in by_target.values() for name in names}
+    for r in results:
+        if r["path"] in asked:
+            continue
+        names = [n for n in by_target.get(r["path"], []) if r["clip_id"].startswith(Path(n).stem)]
+        if names:
+            r["path"] = names[0]
 
 
 def _explain_unlabelled(results: list[dict], work: Store) -> None:

@@ -450,16 +450,15 @@ def predict(
             if target is not None:
                 _write_predictions(results, target)
     failed = sum(1 for r in results if not r["label"])
-    if json_out:
+    if json_out:  # nothing but one object per video on stdout
         for r in results:
             print(json.dumps(json_safe(r), sort_keys=True), flush=True)
     else:
         _show_predictions(results, seconds, failed)
-    if pictures.get("plot"):
-        console.print(f"timelines: [bold]{safe(pictures['plot'])}[/]", soft_wrap=True)
-    for path in (pictures.get("annotated") or {}).values():
-        console.print(f"annotated: [bold]{safe(path)}[/]", soft_wrap=True)
-    if not json_out:
+        if pictures.get("plot"):
+            console.print(f"timelines: [bold]{safe(pictures['plot'])}[/]", soft_wrap=True)
+        for path in (pictures.get("annotated") or {}).values():
+            console.print(f"annotated: [bold]{safe(path)}[/]", soft_wrap=True)
         print_json_line({"videos": len(results), "seconds": round(seconds, 2), "failed": failed,
                          "labels": {Path(r["path"]).name: r["label"] for r in results}, **pictures})
     if failed:

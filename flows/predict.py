@@ -7,6 +7,7 @@ Dask), so a batch of videos spreads over the workers and every run is recorded i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prefect import flow
@@ -40,7 +41,7 @@ def predict(videos: list[str], model: str | None = None, store_root: str | None 
     model = model or str(fused_path(home))
     # Portable forms (valid text for any file name, see emonets.paths): the request CSV lists
     # the user's videos wherever they are, so its rows may point outside its folder.
-    paths = [portable_path(Path(to_fs(v)).expanduser().resolve()) for v in videos]
+    paths = [portable_path(Path(os.path.abspath(Path(to_fs(v)).expanduser()))) for v in videos]  # as named
     work = predict_store(home)
     with exclusive_store(work):
         return predict_videos(paths, model, work, extract=flow_extractor(runner, dask_address)).results

@@ -229,3 +229,12 @@ def test_a_batch_through_the_flow_gives_the_inline_results(prefect_api, videos, 
     table = pd.read_parquet(tmp_path / "b.parquet")
     assert sorted(Path(p).name for p in table["path"]) == ["v0.mp4", "v1.mp4", "v2.mp4"]
     assert table["label"].notna().all() and "audio_label" in table.columns
+
+
+def test_a_video_named_through_a_link_is_reported_under_that_name(videos, model, tmp_path):
+    link = tmp_path / "my-name.mp4"
+    link.symlink_to(videos[2])
+    shown = CliRunner().invoke(app, ["predict", str(link), "--model", str(model), "--store", str(tmp_path / "s"),
+                                     "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output.strip().splitlines()[-1])["path"] == str(link)
