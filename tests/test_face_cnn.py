@@ -222,6 +222,21 @@ def test_svm_stage_uses_the_order_in_time(trained):
     assert model.metrics_["svm_C"] in TINY.svm_C
 
 
+@pytest.mark.parametrize("per_class, platt", [(4, False), (12, True)])
+def test_svm_probabilities_agree_with_its_decisions_however_few_videos(trained, per_class, platt):
+    """With a few videos per class libsvm's Platt scaling contradicts the SVM (the 28-clip demo:
+    43% right by the SVM, 4% by its probabilities); below PLATT_MIN_CLIPS a softmax of the
+    scores is used, whose argmax is the SVM's decision."""
+    model = FaceCNN(TINY)
+    model.size_, model.state_ = trained.size_, trained.state_
+    train, test = order_clips(4 * per_class, 20), order_clips(40, 21)
+    model.fit(train)
+    assert model.svm_.probability is platt  # from PLATT_MIN_CLIPS per class on, Platt's as before
+    if not platt:
+        decided = model.svm_.predict(model._clip_vectors(test)[0])
+        assert (model.predict_proba(test).argmax(1) == decided).all()
+
+
 def test_clip_without_faces_is_named():
     model = FaceCNN(TINY)
     clips = ClipSet(["ok", "empty-one"], [np.zeros((3, SIZE, SIZE), np.uint8), np.zeros((0, SIZE, SIZE), np.uint8)])
