@@ -467,14 +467,22 @@ def predict(
 
 
 def _model_bundle(model: Optional[Path], home) -> Path:
-    """--model, else the store's fused model (a clear error when there is none)."""
+    """--model, else the store's fused model, else the best shipped one (emonets/release)."""
     if model is not None:
         return _bundle_arg(model, "--model")
     bundle = home.path("models", "fused")  # tasks.fuse.fused_path
-    if not (bundle / "bundle.json").is_file():
-        raise ValueError(f"no fused model in the store {home.root} (looked in {bundle}); "
+    if (bundle / "bundle.json").is_file():
+        return bundle
+    from emonets.paths import display_text
+    from emonets.release import shipped
+
+    released = shipped("fused") or shipped("face_cnn")
+    if released is None:
+        raise ValueError(f"no fused model in the store {home.root} (looked in {bundle}) and none shipped; "
                          "run `emonets train-all` first, or pass --model BUNDLE")
-    return bundle
+    typer.echo(f"note: no fused model in the store {display_text(str(home.root))}: using the shipped "
+               f"{released.name} model ({released}; see its MODEL_CARD.md)", err=True)  # stdout: results only
+    return released
 
 
 def _predict_inline(videos: list[str], bundle: Path, work, *, progress: bool, extra_stages: tuple[str, ...] = ()):

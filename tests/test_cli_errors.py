@@ -88,7 +88,6 @@ def test_a_typo_in_the_specialist_is_one_line_within_seconds(tmp_path):
     (["extract", "--stages", "faces,mouth"], "did you mean 'mouths'"),
     (["extract", "--runner", "thread"], "did you mean 'threads'"),
     (["train-all", "--specialists", "audio,moton"], "did you mean 'motion'"),
-    (["predict", "{video}"], "no fused model in the store"),
     (["predict", "{video}", "--model", "{folder}"], "is not a model bundle"),
     (["predict", "{video}", "--model", "{video}"], "is not a model bundle"),
     (["predict", "{video}", "--model", "{missing}"], "does not exist"),

@@ -84,10 +84,15 @@ def _user_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
 
 
-# What a run imported, printed as it exits (the CLI as the `emonets` script runs it).
-_RUN = ("import atexit, json, sys\n"
-        "atexit.register(lambda: print('IMPORTED ' + json.dumps({m: m in sys.modules for m in "
-        "('prefect', 'lightning')}), file=sys.stderr))\n"
+# What a run imported, printed as it exits (the CLI as the `emonets` script runs it: its
+# main() may leave through os._exit, which skips atexit, so that is where it is reported).
+_RUN = ("import atexit, json, os, sys\n"
+        "def report():\n"
+        "    print('IMPORTED ' + json.dumps({m: m in sys.modules for m in ('prefect', 'lightning')}),"
+        " file=sys.stderr, flush=True)\n"
+        "atexit.register(report)\n"
+        "leave = os._exit\n"
+        "os._exit = lambda code: (report(), leave(code))\n"
         "from flows.cli import main\nsys.argv[0] = 'emonets'\nmain()\n")
 
 
@@ -238,3 +243,14 @@ def test_a_video_named_through_a_link_is_reported_under_that_name(videos, model,
                                      "--json"])
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output.strip().splitlines()[-1])["path"] == str(link)
+
+
+def test_with_no_model_anywhere_predict_uses_the_shipped_one(shared, tmp_path):
+    """A fresh install: no store, no --model: the shipped face model labels a real talking face."""
+    video = shared("talking-faces", "video-retalking_face_3.mp4")
+    done = subprocess.run([sys.executable, "-c", _RUN, "predict", str(video), "--store", str(tmp_path / "new"),
+                           "--json"], cwd=REPO, env=_user_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "using the shipped face_cnn model" in done.stderr
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    assert record["label"] in record["probabilities"] and list(record["specialists"]) == ["face_cnn"]
