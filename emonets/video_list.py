@@ -32,13 +32,25 @@ def videos_in_csv(csv_path: Path) -> list[Path]:
             if row["path"].strip()]
 
 
+def _loops_back(path: Path) -> bool:
+    """A link to a folder that holds the link itself (walking it would never end)."""
+    if not path.is_symlink():
+        return False
+    target, here = Path(os.path.realpath(path)), Path(os.path.abspath(path)).parent
+    return here == target or target in here.parents
+
+
 def expand_videos(inputs: list[Path]) -> list[Path]:
-    """Files as given, folders and ``.csv`` lists expanded; absolute, each once, in order."""
+    """Files as given, folders and ``.csv`` lists expanded; absolute, each once, in order.
+
+    A folder without videos, and a link back into its own folder, stay as they are, so each
+    gets its record ("not a file") instead of vanishing from the results.
+    """
     out: dict[Path, None] = {}
     for item in inputs:
         path = Path(item).expanduser()
-        if path.is_dir():
-            listed = videos_in_folder(path)
+        if path.is_dir() and not _loops_back(path):
+            listed = videos_in_folder(path) or [path]
         elif path.is_file() and path.suffix.lower() == ".csv":
             listed = videos_in_csv(path)
         else:

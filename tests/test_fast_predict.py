@@ -175,6 +175,9 @@ def test_folders_and_csv_lists_expand_to_each_video_once(tmp_path):
     listing.write_text("path\nbatch/a.MOV\n/nowhere/missing.mp4\n\n")
     out = expand_videos([folder, listing, folder / "b.mp4"])
     assert out == [folder / "a.MOV", folder / "b.mp4", folder / "sub" / "c.flv", Path("/nowhere/missing.mp4")]
+    (folder / "empty").mkdir()
+    (folder / "sub" / "back").symlink_to("..", target_is_directory=True)  # a link into its own parent
+    assert expand_videos([folder / "empty", folder / "sub" / "back"]) == [folder / "empty", folder / "sub" / "back"]
 
 
 def test_a_configured_prefect_api_sends_interactive_commands_through_flows(tmp_path, monkeypatch):
