@@ -9,7 +9,8 @@ included), motion blocks, model load and the model's prediction. In the command,
 beside audio + motion in two guarded children while the model loads, so the parts add up to
 more than the wall time. JSON last line.
 
-    python benchmarks/bench_predict.py --model emonets-store/models/fused
+    python benchmarks/bench_predict.py                                   # the shipped model
+    python benchmarks/bench_predict.py --model emonets-store/models/fused  # a fused model
 """
 
 from __future__ import annotations
@@ -106,10 +107,15 @@ def split(video: Path, model_path: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", type=Path, required=True, help="the bundle predict uses (e.g. a fused model)")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="the bundle predict uses (default: the shipped one, what a fresh install predicts with)")
     ap.add_argument("--video", type=Path, action="append", help="clips to time (default: two 5-s talking faces)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    if args.model is None:
+        from emonets.release import shipped
+
+        args.model = shipped("fused") or shipped("face_cnn")
     rows = {}
     for video in args.video or DEFAULT_VIDEOS:
         rows[video.name] = {**end_to_end(video, args.model, args.repeats), "split": split(video, args.model)}
