@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from data_catalog import Store
-from emonets.extract_partition import extract_partition, record_crash, reused_summary
+from emonets.extract_partition import ExtractionTally, extract_partition, record_crash, reused_summary
 from emonets.extraction import WorkUnit, default_config, work_units
 from emonets.isolation import WorkerCrashed, close_guarded_children, run_guarded
 from emonets.jit_cache import ensure_warm, warm_up
@@ -59,7 +59,10 @@ def extract_clips(store: Store, clips: pd.DataFrame, stages: list[str], *, confi
                 results += future.result()
     finally:
         close_guarded_children()
-    summary = _summarise(results)
+    tally = ExtractionTally()
+    for result, reused in results:
+        tally.add(result, reused)
+    summary = tally.summary()
     summary.update(clips=int(len(clips)), units=len(units), stages=list(stages),
                    seconds=round(time.perf_counter() - started, 2))
     return summary
@@ -100,25 +103,3 @@ def _run_unit(store: Store, stage: str, unit: WorkUnit, config: dict, upstream: 
             except WorkerCrashed as again:
                 crash = again
         return record_crash(stage, unit.to_dict(), str(store.root), crash.reason, upstream)
-
-
-def _summarise(results: list[tuple[dict, bool]]) -> dict[str, Any]:
-    computed = cached = failed = frames = found = 0
-    by_stage: dict[str, dict[str, int]] = {}
-    errors: list[str] = []
-    for result, reused in results:
-        if result.get("status") == "failed":
-            failed += 1
-            errors.append(f"{result['stage']}:{result['key']}: {result.get('reason')}")
-            continue
-        counts = by_stage.setdefault(result["stage"], {"computed": 0, "cached": 0})
-        counts["cached" if reused else "computed"] += 1
-        cached += reused
-        computed += not reused
-        if result["stage"] == "faces":
-            frames += int(result["stats"].get("frames", 0))
-            found += int(result["stats"].get("found", 0))
-    return {"computed": computed, "cached": cached, "failed": failed, "by_stage": by_stage,
-            "face_frames": frames, "face_found": found,
-            "face_found_rate": round(found / frames, 4) if frames else None, "errors": errors[:20]}
-

@@ -98,3 +98,36 @@ def record_crash(stage: str, unit: dict, store_root: str, reason: str, upstream:
 def unit_summary(stage: str, unit: WorkUnit, rows: int, fingerprint: str, status: str, stats: dict) -> dict:
     return {"stage": stage, "key": unit.key, "clips": len(unit.clip_ids), "rows": rows,
             "fingerprint": fingerprint, "status": status, "stats": stats}
+
+
+class ExtractionTally:
+    """The run summary both extractors give (the flow's and the in-process one): units computed,
+    reused and failed, per stage, and the faces found among the sampled frames."""
+
+    def __init__(self) -> None:
+        self.computed = self.cached = self.failed = self.frames = self.found = 0
+        self.by_stage: dict[str, dict[str, int]] = {}
+        self.errors: list[str] = []
+
+    def fail(self, reason: str) -> None:
+        self.failed += 1
+        self.errors.append(reason)
+
+    def add(self, result: dict, reused: bool) -> None:
+        """One unit's summary; a failed one (its worker crashed twice) counts as failed."""
+        if result.get("status") == "failed":
+            self.fail(f"{result['stage']}:{result['key']}: {result.get('reason')}")
+            return
+        counts = self.by_stage.setdefault(result["stage"], {"computed": 0, "cached": 0})
+        counts["cached" if reused else "computed"] += 1
+        self.cached += reused
+        self.computed += not reused
+        if result["stage"] == "faces":
+            self.frames += int(result["stats"].get("frames", 0))
+            self.found += int(result["stats"].get("found", 0))
+
+    def summary(self) -> dict:
+        return {"computed": self.computed, "cached": self.cached, "failed": self.failed, "by_stage": self.by_stage,
+                "face_frames": self.frames, "face_found": self.found,
+                "face_found_rate": round(self.found / self.frames, 4) if self.frames else None,
+                "errors": self.errors[:20]}

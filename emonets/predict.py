@@ -30,10 +30,6 @@ def model_specialists(model) -> list[str]:
     return list(model.specialists) if isinstance(model, FusedModel) else [model.name]
 
 
-def stages_needed(model) -> list[str]:
-    return sorted({s for name in model_specialists(model) for s in STAGES_FOR[name]})
-
-
 def bundle_specialists(path: Path | str) -> list[str]:
     """The specialists a bundle holds, from its bundle.json alone (nothing loaded)."""
     description = read_description(path)

@@ -15,7 +15,7 @@ from emonets.jit_cache import warm_up
 from flows.locking import exclusive_store
 from flows.progress import current_progress, reporting_progress
 from flows.runners import make_task_runner, shared_ephemeral_api
-from emonets.extract_partition import reused_summary
+from emonets.extract_partition import ExtractionTally, reused_summary
 from tasks.extract import extract_unit
 
 
@@ -106,22 +106,9 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict]]:
 
 
 def _collect(futures: list, reused: list[dict], progress: Any) -> dict:
-    computed = cached = failed = frames = found = 0
-    by_stage: dict[str, dict[str, int]] = {}
-    errors: list[str] = []
-
-    def count(result: dict, was_reused: bool) -> None:
-        nonlocal computed, cached, frames, found
-        counts = by_stage.setdefault(result["stage"], {"computed": 0, "cached": 0})
-        counts["cached" if was_reused else "computed"] += 1
-        cached += was_reused
-        computed += not was_reused
-        if result["stage"] == "faces":
-            frames += int(result["stats"].get("frames", 0))
-            found += int(result["stats"].get("found", 0))
-
+    tally = ExtractionTally()
     for result in reused:
-        count(result, True)
+        tally.add(result, True)
     total = len(futures) + len(reused)
     done = len(reused)
     if progress is not None:
@@ -133,22 +120,15 @@ def _collect(futures: list, reused: list[dict], progress: Any) -> dict:
         future.wait()  # sets the future's final state (as_completed only says the run ended)
         state = future.state
         if not state.is_final():  # never ran: the task it needed (faces, for mouths) failed
-            failed += 1
-            errors.append(f"{state.name}: not run, the stage it needs failed")
+            tally.fail(f"{state.name}: not run, the stage it needs failed")
             continue
         result = state.result(raise_on_failure=False)
         if not state.is_completed() or not isinstance(result, dict):
-            failed += 1
-            errors.append(f"{state.name}: {result}")
+            tally.fail(f"{state.name}: {result}")
             continue
-        if result.get("status") == "failed":  # its worker crashed twice; recorded in `problems`
-            failed += 1
-            errors.append(f"{result['stage']}:{result['key']}: {result.get('reason')}")
-            continue
-        count(result, state.name == "Cached" or result["status"] == "reused")
-    return {"computed": computed, "cached": cached, "failed": failed, "by_stage": by_stage,
-            "face_frames": frames, "face_found": found,
-            "face_found_rate": round(found / frames, 4) if frames else None, "errors": errors[:20]}
+        # a unit whose worker crashed twice is counted failed (it is recorded in `problems`)
+        tally.add(result, state.name == "Cached" or result["status"] == "reused")
+    return tally.summary()
 
 
 def _count_problems(store: Store, stages: list[str], clip_ids: set[str]) -> int:
