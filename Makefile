@@ -1,4 +1,5 @@
-# EmoNets: `make demo` runs the main job, `make test` the whole test suite. Both install first.
+# EmoNets: `make demo` runs the main job, `make test` the whole test suite (what CI runs),
+# `make test-fast` the same without the tests marked slow. All install first.
 PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
@@ -8,7 +9,7 @@ SITE    := $(VENV)/lib/python3.11/site-packages
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test server server-stop server-status clean
+.PHONY: install demo test test-fast server server-stop server-status clean
 
 install: $(VENV)/.installed
 
@@ -28,8 +29,14 @@ $(VENV)/.installed: pyproject.toml vendor/dlib-shim/pyproject.toml
 demo: install
 	$(BIN)/emonets train-all $(DATA) --store $(STORE)
 
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
+
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(PYTEST)
+
+# Everything but the long end-to-end tests (marker `slow`, registered in pyproject.toml).
+test-fast: install
+	$(PYTEST) -m "not slow"
 
 server: install
 	STORE=$(STORE) scripts/prefect-server.sh start

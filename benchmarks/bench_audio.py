@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from emonets.audio import load_audio  # noqa: E402
 from emonets.labels import EMOTIONS, LABEL_INDEX  # noqa: E402
-from emonets.mfcc import AUDIO_SPECIALIST_FEATURES, MfccConfig, mfcc_frames, speed_perturb  # noqa: E402
+from emonets.mfcc import PAPER_MFCC, MfccConfig, mfcc_frames, speed_perturb  # noqa: E402
 from emonets.specialists.audio import AudioConfig, AudioSpecialist  # noqa: E402
 from emonets.specialists.base import ClipSet  # noqa: E402
 
@@ -39,7 +39,7 @@ RAVDESS_EMOTIONS = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry", 
 
 # Frame features: "rich" (default) is the paper's 22 MFCC + Δ + ΔΔ plus log energy, pitch
 # and 5 spectral-shape descriptors (the paper also added ~26 spectral descriptors), each with Δ, ΔΔ.
-FEATURE_SETS = {"rich": AUDIO_SPECIALIST_FEATURES, "mfcc": MfccConfig()}
+FEATURE_SETS = {"rich": MfccConfig(), "mfcc": PAPER_MFCC}
 
 
 def default_data() -> Path:

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from emonets.faces import FaceConfig, extract_faces  # noqa: E402
 from emonets.faces.align import ANCHORS, FER_SIZE, anchor_points  # noqa: E402
 from emonets.video import iter_frames  # noqa: E402
+from emonets.feature_rows import clip_array
 
 SHARED = Path(os.environ.get("EMONETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -172,11 +173,9 @@ def save_montage(rows: list[dict], target: Path, per_clip: int = 12) -> None:
     """A PNG: per clip, a row of evenly spaced aligned faces; last row FER-2013 samples."""
     from PIL import Image
 
-    from emonets.faces import face_array
-
     lines = []
     for r in rows:
-        faces = face_array(r["faces"])
+        faces = clip_array("faces", r["faces"])
         if len(faces):
             idx = np.linspace(0, len(faces) - 1, per_clip).round().astype(int)
             lines.append(np.hstack(list(faces[idx])))

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from emonets.labels import EMOTIONS, LABEL_INDEX, normalise_label
-from emonets.motion_blocks import MotionConfig, block_array, motion_blocks_from_frames
+from emonets.motion_blocks import MotionConfig, motion_blocks_from_frames
 from emonets.specialists.base import ClipSet
 from emonets.specialists.motion import MotionSpecialist, MotionSpecialistConfig
 from emonets.video import iter_frames
+from emonets.feature_rows import clip_array
 
 SHARED = Path(os.environ.get("EMONETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -52,7 +53,7 @@ def extract(path: Path, clip_id: str, config: MotionConfig) -> tuple[np.ndarray,
 
     t0 = time.perf_counter()
     table = motion_blocks_from_frames(frames(), clip_id=clip_id, config=config)
-    return block_array(table), count[0], time.perf_counter() - t0
+    return clip_array("motion_blocks", table), count[0], time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -3,7 +3,7 @@
 End to end: the `emonets` command as a user runs it (a fresh process, no Prefect API), on a
 store that has never seen the clip (so its faces, MFCC and motion are extracted), then again
 on the same store (the clip's result is reused). The split, measured one part at a time in
-this process: start-up (the command's imports), decode (every frame, nothing else), faces
+a fresh process per video (first-use costs included, as in the command): start-up (the command's imports), decode (every frame, nothing else), faces
 (decode + detection + landmarks + alignment at the stage's rate), audio (MFCC, pitch
 included), motion blocks, model load and the model's prediction. In the command, faces run
 beside audio + motion in two guarded children while the model loads, so the parts add up to
@@ -60,7 +60,17 @@ def end_to_end(video: Path, model: Path, repeats: int) -> dict:
 
 
 def split(video: Path, model_path: Path) -> dict:
-    """Each part alone, in this process (the start-up in a fresh one)."""
+    """Each part alone, in one fresh process per video (so every part pays its first-use costs,
+    as the command does: detector and model loads, imports); the start-up in another."""
+    cmd = [sys.executable, __file__, "--split-only", "--video", str(video), "--model", str(model_path)]
+    seconds, done = wall(cmd)
+    if done.returncode != 0:
+        raise SystemExit(f"split failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def split_here(video: Path, model_path: Path) -> dict:
+    """The split's parts, timed one after another in this process."""
     import pandas as pd
 
     from emonets.extraction import default_config, run_faces, run_mfcc, run_motion, run_mouths, work_units
@@ -91,7 +101,7 @@ def split(video: Path, model_path: Path) -> dict:
         tables[stage] = fn(unit, default_config(stage)).table
         out[f"{stage}_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    tables["mouths"] = run_mouths(tables["faces"], default_config("mouths")).table
+    tables["mouths"] = run_mouths(unit, default_config("mouths"), tables["faces"]).table
     out["mouths_s"] = time.perf_counter() - t
     tables["motion_blocks"] = tables.pop("motion")
     t = time.perf_counter()
@@ -111,11 +121,15 @@ def main() -> None:
                     help="the bundle predict uses (default: the shipped one, what a fresh install predicts with)")
     ap.add_argument("--video", type=Path, action="append", help="clips to time (default: two 5-s talking faces)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--split-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.model is None:
         from emonets.release import shipped
 
         args.model = shipped("fused") or shipped("face_cnn")
+    if args.split_only:
+        print(json.dumps(split_here(args.video[0], args.model)))
+        return
     rows = {}
     for video in args.video or DEFAULT_VIDEOS:
         rows[video.name] = {**end_to_end(video, args.model, args.repeats), "split": split(video, args.model)}

@@ -58,9 +58,26 @@ class Catalog:
             raise KeyError(f"table {name!r} is not in the catalog (known: {known})") from None
 
 
+_REGISTERED: dict[str, TableSpec] = {}
+
+
+def register_table(name: str, schema: dict[str, str], *, path: str | None = None, producer: str = "",
+                   partitioning: str = "one partition per work unit", description: str = "") -> TableSpec:
+    """Declare a table beside catalog.yaml's (a plugin stage's); a name the file has is refused."""
+    raw = yaml.safe_load(CATALOG_FILE.read_text())
+    if name in raw["tables"]:
+        raise ValueError(f"table {name!r} is already declared in {CATALOG_FILE.name}")
+    spec = TableSpec(name=name, path=path or name,
+                     schema=pa.schema([pa.field(col, parse_type(typ)) for col, typ in schema.items()]),
+                     partitioning=partitioning, producer=producer, description=description)
+    _REGISTERED[name] = spec
+    load_catalog.cache_clear()
+    return spec
+
+
 @lru_cache(maxsize=None)
 def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
-    """Read and validate the catalog file once per process."""
+    """Read and validate the catalog file once per process (plus the tables registered)."""
     raw = yaml.safe_load(Path(path).read_text())
     tables = {}
     for name, entry in raw["tables"].items():
@@ -74,4 +91,4 @@ def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
             description=entry.get("description", ""),
             added_columns=tuple(entry.get("added_columns") or ()),
         )
-    return Catalog(tables)
+    return Catalog({**tables, **_REGISTERED})

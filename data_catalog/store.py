@@ -14,6 +14,8 @@ import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote, unquote
@@ -36,6 +38,19 @@ class SchemaMismatchError(ValueError):
 
 class StoreLockedError(RuntimeError):
     """Another run holds the store's lock."""
+
+
+CODE_DISTRIBUTION = "emonets"  # the distribution this package ships in (pyproject.toml)
+
+
+@lru_cache(maxsize=None)
+def code_version() -> str:
+    """The version stamped on every manifest: the installed distribution's, read from its
+    metadata as the library's own ``__version__`` is (so this package imports nothing of it)."""
+    try:
+        return version(CODE_DISTRIBUTION)
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def default_store_root() -> Path:
@@ -81,23 +96,19 @@ class PartitionManifest:
     def from_file(cls, path: Path) -> "PartitionManifest":
         return cls(**json.loads(path.read_text()))
 
-    def is_current(self, inputs: dict[str, Any], config: dict[str, Any]) -> bool:
-        """True when this partition was made from the same inputs, config and library version."""
-        from emonets import __version__
-
-        return (
-            self.inputs == jsonable(inputs)
-            and self.config == jsonable(config)
-            and self.library_version == __version__
-        )
-
 
 class Store:
     """Reads and writes catalog tables under one root folder."""
 
     def __init__(self, root: str | Path | None = None, *, catalog: Catalog | None = None):
         self.root = Path(root).expanduser().resolve() if root is not None else default_store_root()
-        self.catalog = catalog or load_catalog()
+        self._catalog = catalog
+
+    @property
+    def catalog(self) -> Catalog:
+        """The given catalog, else catalog.yaml's tables and those registered so far (a plugin
+        stage may declare its table after this store was opened)."""
+        return self._catalog or load_catalog()
 
     # -- paths -------------------------------------------------------------------------
     def table_dir(self, table: str) -> Path:
@@ -126,8 +137,6 @@ class Store:
         ``inputs`` fingerprints what it was made from and ``config`` the stage settings: a later
         run compares both to decide whether the partition is still current. ``stats`` is free-form.
         """
-        from emonets import __version__
-
         spec = self.catalog[table]
         arrow = conform(spec, data)
         fingerprint = content_fingerprint(arrow)
@@ -147,7 +156,7 @@ class Store:
             partition=partition,
             rows=arrow.num_rows,
             fingerprint=fingerprint,
-            library_version=__version__,
+            library_version=code_version(),
             inputs=dict(inputs or {}),
             config=dict(config or {}),
             stats=dict(stats or {}),
@@ -162,10 +171,8 @@ class Store:
         A re-run after a kill may redo a unit whose side partition (its `problems`) was finished
         before the kill: rewriting identical rows would only make a finished partition look new.
         """
-        from emonets import __version__
-
         manifest = self.manifest(table, partition)
-        if (manifest is None or manifest.fingerprint != fingerprint or manifest.library_version != __version__
+        if (manifest is None or manifest.fingerprint != fingerprint or manifest.library_version != code_version()
                 or not (self.partition_dir(table, partition) / "part.parquet").is_file()):
             return None
         if manifest.inputs != jsonable(dict(inputs or {})) or manifest.config != jsonable(dict(config or {})):

@@ -11,4 +11,4 @@ from emonets import jit_cache as _jit_cache
 
 _jit_cache.configure()
 
-__version__ = "0.1.0"
+from emonets.version import __version__  # noqa: E402  (after the JIT cache is configured)

@@ -13,21 +13,27 @@ packages ship (scikit-image's ``astronaut``, Eileen Collins, NASA; matplotlib's 
 
 Every clip draws its own jitter from ``SeedSequence([seed, split, class, index])``, so the task
 is learnable but not trivial and the same seed writes byte-identical files.
+
+This module writes the tree; the parts are ``demo_templates`` (expressions), ``demo_faces``
+(portraits, warps), ``demo_video`` (frames) and ``demo_voice`` (audio).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from emonets.demo_faces import SOURCES
+from emonets.demo_video import render_frames
+from emonets.demo_voice import VOICE, synth_voice
 from emonets.labels import EMOTIONS
+
+__all__ = ["EMOTIONS", "README", "SPLITS", "DemoConfig", "make_demo_dataset", "render_clip", "synth_voice"]
 
 SPLITS = ("Train", "Val", "Test")
 README = """\
@@ -88,7 +94,7 @@ def make_demo_dataset(out_dir: Path | str, *, per_class: int = 4, seconds: float
         for c, emotion in enumerate(EMOTIONS):
             for i in range(cfg.split_counts()[split]):
                 rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, s, c, i]))
-                frames, audio = render_clip(emotion, rng, cfg, identity=(i + s) % (2 * len(_SOURCES)))
+                frames, audio = render_clip(emotion, rng, cfg, identity=(i + s) % (2 * len(SOURCES)))
                 rel = f"{split}/{emotion.capitalize()}/{emotion}_{split.lower()}_{i:03d}.mp4"
                 write_video(out / rel, frames, fps=cfg.fps, audio=audio, sr=cfg.sr, deterministic=True)
                 files.append({"path": rel, "label": emotion, "split": split.lower(),
@@ -121,338 +127,10 @@ def _summary(out: Path, files: list[dict], started: float, *, reused: bool) -> d
             "seconds": round(time.perf_counter() - started, 2), "reused": reused, "synthetic": True}
 
 
-# -- faces --------------------------------------------------------------------------------------
-_SOURCES = ("astronaut", "grace_hopper")
-IOD_PX = 58.0  # inter-ocular distance the source photos are normalised to (face box ~125 px)
-
-# Mirror pairs of the 68-point iBUG scheme (image-left index, image-right index).
-_PAIRS = ([(i, 16 - i) for i in range(8)] + [(17 + i, 26 - i) for i in range(5)]
-          + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46), (31, 35), (32, 34)]
-          + [(48, 54), (49, 53), (50, 52), (59, 55), (58, 56), (60, 64), (61, 63), (67, 65)])
-_MIRROR = np.arange(68)
-for _a, _b in _PAIRS:
-    _MIRROR[_a], _MIRROR[_b] = _b, _a
-
-
-def _sym(out: dict, left: int, dx_out: float, dy: float) -> None:
-    """Move ``left`` and its mirror point: ``dx_out`` away from the face's midline, ``dy`` down."""
-    out[left] = (-dx_out, dy)
-    out[int(_MIRROR[left])] = (dx_out, dy)
-
-
-def _template(emotion: str) -> np.ndarray:
-    """(68, 2) landmark displacement at the expression's apex, in inter-ocular distances."""
-    t: dict[int, tuple[float, float]] = {}
-    if emotion == "happy":
-        _sym(t, 48, 0.10, -0.10); _sym(t, 49, 0.05, -0.05); _sym(t, 59, 0.06, -0.03)
-        _sym(t, 60, 0.08, -0.08); _sym(t, 40, 0.0, -0.03); _sym(t, 41, 0.0, -0.03)
-        _sym(t, 2, 0.0, -0.03); _sym(t, 3, 0.0, -0.03); _sym(t, 67, 0.02, 0.03); _sym(t, 58, 0.02, 0.02)
-        t[66], t[57] = (0.0, 0.04), (0.0, 0.03)
-    elif emotion == "sad":
-        _sym(t, 48, -0.02, 0.09); _sym(t, 59, 0.0, 0.04); _sym(t, 60, -0.01, 0.06)
-        _sym(t, 21, -0.02, -0.08); _sym(t, 20, 0.0, -0.04); _sym(t, 17, 0.0, 0.04)
-        _sym(t, 37, 0.0, 0.03); _sym(t, 38, 0.0, 0.03); t[57] = (0.0, 0.02)
-    elif emotion == "angry":
-        for k, dy in zip(range(17, 22), (0.03, 0.06, 0.08, 0.09, 0.10)):
-            _sym(t, k, -0.05 if k == 21 else (-0.02 if k == 20 else 0.0), dy)
-        _sym(t, 37, 0.0, 0.03); _sym(t, 38, 0.0, 0.03); _sym(t, 40, 0.0, -0.03); _sym(t, 41, 0.0, -0.03)
-        _sym(t, 61, 0.0, 0.02); _sym(t, 67, 0.0, -0.02); _sym(t, 50, 0.0, 0.02); _sym(t, 58, 0.0, -0.03)
-        _sym(t, 48, -0.02, 0.01); _sym(t, 31, 0.03, -0.01)
-        t[62], t[66], t[51], t[57] = (0.0, 0.02), (0.0, -0.02), (0.0, 0.02), (0.0, -0.03)
-    elif emotion == "disgust":
-        _sym(t, 50, 0.0, -0.08); _sym(t, 49, 0.0, -0.05); _sym(t, 61, 0.0, -0.07); _sym(t, 31, 0.03, -0.05)
-        _sym(t, 32, 0.0, -0.03); _sym(t, 48, -0.01, 0.04); _sym(t, 21, -0.02, 0.05); _sym(t, 20, 0.0, 0.05)
-        _sym(t, 19, 0.0, 0.04); _sym(t, 40, 0.0, -0.03); _sym(t, 41, 0.0, -0.03); _sym(t, 58, 0.0, 0.02)
-        t[51], t[62], t[33], t[57] = (0.0, -0.09), (0.0, -0.08), (0.0, -0.03), (0.0, 0.02)
-    elif emotion == "fear":
-        for k, dx, dy in ((21, -0.03, -0.12), (20, -0.02, -0.10), (19, 0.0, -0.08), (18, 0.0, -0.05), (17, 0.0, -0.03)):
-            _sym(t, k, dx, dy)
-        _sym(t, 37, 0.0, -0.05); _sym(t, 38, 0.0, -0.05); _sym(t, 40, 0.0, 0.01); _sym(t, 41, 0.0, 0.01)
-        _sym(t, 48, 0.10, 0.03); _sym(t, 49, 0.05, 0.0); _sym(t, 59, 0.05, 0.04); _sym(t, 60, 0.08, 0.02)
-        _sym(t, 67, 0.02, 0.06); _sym(t, 58, 0.02, 0.06); _sym(t, 7, 0.0, 0.04)
-        t[66], t[57], t[8] = (0.0, 0.07), (0.0, 0.07), (0.0, 0.05)
-    elif emotion == "surprise":
-        for k, dy in zip(range(17, 22), (-0.08, -0.10, -0.12, -0.12, -0.12)):
-            _sym(t, k, 0.0, dy)
-        _sym(t, 37, 0.0, -0.06); _sym(t, 38, 0.0, -0.06); _sym(t, 40, 0.0, 0.02); _sym(t, 41, 0.0, 0.02)
-        for k, dy in ((7, 0.20), (6, 0.15), (5, 0.08), (4, 0.03)):
-            _sym(t, k, 0.0, dy)
-        _sym(t, 59, -0.02, 0.18); _sym(t, 58, -0.01, 0.23); _sym(t, 67, -0.01, 0.22)
-        _sym(t, 48, -0.03, 0.10); _sym(t, 60, -0.03, 0.10); _sym(t, 50, 0.0, -0.02)
-        t[8], t[57], t[66], t[51] = (0.0, 0.22), (0.0, 0.24), (0.0, 0.24), (0.0, -0.02)
-    out = np.zeros((68, 2), np.float64)
-    for k, v in t.items():
-        out[k] = v
-    return out
-
-
-@dataclass
-class _Face:
-    """A portrait normalised to IOD_PX, its landmarks, and the class-independent fields."""
-
-    image: np.ndarray            # H x W x 3 float32
-    points: np.ndarray           # (68, 2) x, y
-    ring: np.ndarray             # zero-displacement anchors around the face and at the borders
-    centre: np.ndarray           # the ring's centre and radii (x, y)
-    radii: np.ndarray
-    region: tuple[int, int, int, int]  # y0, y1, x0, x1: where displacement fields are evaluated
-    blink: np.ndarray            # backward fields over ``region``, (h, w, 2) in pixels (dx, dy)
-    talk: np.ndarray
-    talk_disp: np.ndarray        # forward landmark displacement of ``talk`` (68, 2) px
-
-
-@lru_cache(maxsize=None)
-def _landmarks(name: str) -> np.ndarray:
-    """(68, 2) landmarks of the main face in a bundled photo (dlib HOG + 68-point model)."""
-    from PIL import Image
-
-    from emonets.faces.detect import FaceDetector
-
-    grey = np.asarray(Image.fromarray(_photo(name)).convert("L"))
-    det = FaceDetector("hog")
-    boxes = det.search(grey)
-    if not boxes:
-        raise RuntimeError(f"demo data: no face found in the bundled photo {name!r}")
-    return det.landmarks(grey, max(boxes, key=lambda b: b.area)).astype(np.float64)
-
-
-@lru_cache(maxsize=None)
-def _face(identity: int) -> _Face:
-    """Identity ``i``: photo ``i % 2``, mirrored for ``i >= 2`` (landmarks mirrored, not re-detected)."""
-    from PIL import Image
-
-    name, mirrored = _SOURCES[identity % len(_SOURCES)], identity >= len(_SOURCES)
-    photo, points = _photo(name), _landmarks(name)
-    if mirrored:
-        photo = np.ascontiguousarray(photo[:, ::-1])
-        points = np.c_[photo.shape[1] - 1 - points[:, 0], points[:, 1]][_MIRROR]
-    scale = IOD_PX / np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0))
-    h, w = photo.shape[:2]
-    photo = np.asarray(Image.fromarray(photo).resize((round(w * scale), round(h * scale)), Image.LANCZOS))
-    points = (points + 0.5) * scale - 0.5
-    centre = points.mean(0)
-    radii = (points.max(0) - points.min(0)) / 2 * 1.45
-    ang = np.linspace(0, 2 * np.pi, 28, endpoint=False)
-    ring = centre + np.c_[np.cos(ang), np.sin(ang)] * radii
-    h, w = photo.shape[:2]
-    ring = np.vstack([ring, [[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]]])
-    y0, x0 = np.maximum(np.floor(centre[::-1] - radii[::-1]).astype(int), 0)
-    y1, x1 = np.minimum(np.ceil(centre[::-1] + radii[::-1]).astype(int) + 1, [h, w])
-    face = _Face(photo.astype(np.float32), points, ring, centre, radii, (y0, y1, x0, x1), None, None, None)
-    blink = np.zeros((68, 2))
-    for up, low in ((37, 41), (38, 40), (43, 47), (44, 46)):
-        blink[up, 1] = 0.6 * (points[low, 1] - points[up, 1])
-    talk = np.zeros((68, 2))
-    for k, dy in ((57, 0.07), (56, 0.065), (58, 0.065), (55, 0.04), (59, 0.04), (66, 0.075), (65, 0.07),
-                  (67, 0.07), (8, 0.05), (7, 0.045), (9, 0.045), (6, 0.03), (10, 0.03)):
-        talk[k, 1] = dy * IOD_PX
-    face.blink, face.talk, face.talk_disp = _field(face, blink), _field(face, talk), talk
-    return face
-
-
-def _photo(name: str) -> np.ndarray:
-    """RGB uint8 portrait from an installed package (no network)."""
-    if name == "astronaut":
-        from skimage.data import astronaut
-
-        return astronaut()
-    from matplotlib import cbook
-    from PIL import Image
-
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        return np.asarray(Image.open(fh).convert("RGB"))
-
-
-def _field(face: _Face, disp: np.ndarray) -> np.ndarray:
-    """Backward displacement (h, w, 2) over ``face.region`` that carries landmarks by ``disp``.
-
-    Thin-plate spline through the moved landmarks (value: where to sample, relative) and the
-    fixed ring, so the face deforms smoothly and the background stays put.
-    """
-    from scipy.interpolate import RBFInterpolator
-
-    moved = face.points + disp
-    centres = np.vstack([moved, face.ring])
-    values = np.vstack([-disp, np.zeros_like(face.ring)])
-    spline = RBFInterpolator(centres, values, kernel="thin_plate_spline")
-    y0, y1, x0, x1 = face.region
-    yy, xx = np.mgrid[y0:y1:2, x0:x1:2]
-    coarse = spline(np.c_[xx.ravel(), yy.ravel()]).reshape(*yy.shape, 2)
-    full = np.repeat(np.repeat(coarse, 2, 0), 2, 1)[: y1 - y0, : x1 - x0]
-    # Fade to zero at the ring: beyond it the spline is free, and the region's edge would show.
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    r = np.hypot((xx - face.centre[0]) / face.radii[0], (yy - face.centre[1]) / face.radii[1])
-    return (full * np.clip((1.0 - r) / 0.15, 0, 1)[..., None]).astype(np.float32)
-
-
-# -- one clip -----------------------------------------------------------------------------------
-# Per class: head-motion gain, f0 (Hz), contour, f0 excursion (semitones), voiced RMS, syllables/s,
-# spectral tilt (dB/octave), breath noise, vibrato depth (semitones) and rate (Hz).
-_VOICE = {
-    "angry":    dict(head=1.4, f0=210, contour="fall", st=4.0, rms=0.16, rate=4.8, tilt=-6, breath=0.05, vib=(0.0, 0)),
-    "disgust":  dict(head=0.9, f0=150, contour="fall", st=3.0, rms=0.07, rate=2.8, tilt=-10, breath=0.15, vib=(0.0, 0)),
-    "fear":     dict(head=1.1, f0=255, contour="flat", st=2.0, rms=0.06, rate=5.6, tilt=-9, breath=0.30, vib=(0.6, 7)),
-    "happy":    dict(head=1.2, f0=235, contour="risefall", st=6.0, rms=0.12, rate=4.4, tilt=-7, breath=0.08, vib=(0.0, 0)),
-    "neutral":  dict(head=0.6, f0=165, contour="flat", st=1.5, rms=0.07, rate=3.8, tilt=-11, breath=0.08, vib=(0.0, 0)),
-    "sad":      dict(head=0.5, f0=135, contour="fall", st=1.5, rms=0.035, rate=2.4, tilt=-14, breath=0.25, vib=(0.2, 5)),
-    "surprise": dict(head=1.2, f0=270, contour="rise", st=8.0, rms=0.13, rate=3.2, tilt=-8, breath=0.10, vib=(0.0, 0)),
-}
-_VOWELS = np.array([[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480], [570, 840, 2410]], float)
-
-
 def render_clip(emotion: str, rng: np.random.Generator, cfg: DemoConfig, *, identity: int = 0):
     """(frames iterator of H x W x 3 uint8, float32 mono audio) for one clip of ``emotion``."""
-    voice = _VOICE[emotion]
+    voice = VOICE[emotion]
     audio, syllables = synth_voice(emotion, rng, seconds=cfg.seconds, sr=cfg.sr, f0_scale=(1.0, 0.9)[identity % 2])
     n = max(1, int(round(cfg.seconds * cfg.fps)))
-    frames = _render_frames(emotion, rng, cfg, identity, n, syllables, voice["head"])
+    frames = render_frames(emotion, rng, cfg, identity, n, syllables, voice["head"])
     return frames, audio
-
-
-def _render_frames(emotion, rng, cfg: DemoConfig, identity: int, n: int, syllables, head_gain: float):
-    from skimage.draw import polygon
-
-    face = _face(identity)
-    disp = _template(emotion)
-    # Per-clip variation: overall strength, brow vs mouth balance, per-landmark noise.
-    upper = ((np.arange(68) >= 17) & (np.arange(68) < 48))[:, None]
-    gains = np.where(upper, rng.uniform(0.7, 1.25), rng.uniform(0.7, 1.25))
-    disp = disp * gains * rng.uniform(0.75, 1.2) + (disp != 0) * rng.normal(0, 0.012, disp.shape)
-    disp = disp * IOD_PX
-    expr = _field(face, disp) if np.any(disp) else None
-    t = np.arange(n) / cfg.fps
-    onset, rise = rng.uniform(0.1, 0.35) * cfg.seconds, rng.uniform(0.25, 0.45) * cfg.seconds
-    a = np.clip((t - onset) / rise, 0, 1)
-    a = a * a * (3 - 2 * a)
-    talk = _envelope_at(syllables, t) * rng.uniform(0.6, 1.0)
-    blink = np.zeros(n)
-    for when in rng.uniform(0, cfg.seconds, rng.poisson(0.35 * cfg.seconds)):
-        blink = np.maximum(blink, np.clip(1 - np.abs(t - when) / 0.1, 0, 1))
-    # Head motion (per-class gain), zoom, placement; colour and sensor noise.
-    amp = head_gain * rng.uniform(2.5, 5.0)
-    fx, fy, fr = rng.uniform(0.3, 1.2, 3)
-    ph = rng.uniform(0, 2 * np.pi, 3)
-    tx, ty = amp * np.sin(2 * np.pi * fx * t + ph[0]), 0.6 * amp * np.sin(2 * np.pi * fy * t + ph[1])
-    rot = np.deg2rad(head_gain * rng.uniform(1.0, 3.0)) * np.sin(2 * np.pi * fr * t + ph[2])
-    zoom = rng.uniform(0.9, 1.07) * (1 + 0.02 * head_gain * np.sin(2 * np.pi * 0.4 * t + ph[0]))
-    shift = rng.uniform(-12, 12, 2)
-    gain, bias = rng.uniform(0.85, 1.12) * rng.uniform(0.95, 1.05, 3), rng.uniform(-10, 10)
-    sigma = rng.uniform(1.5, 4.0)
-    noise_seed = int(rng.integers(2**31))
-
-    H, W = cfg.height, cfg.width
-    out_c = np.array([W / 2, H / 2]) + shift
-    src_c = face.points.mean(0)
-    py, px = np.mgrid[0:H, 0:W].astype(np.float64)
-    y0, y1, x0, x1 = face.region
-
-    def frames():
-        noise_rng = np.random.default_rng(noise_seed)
-        for k in range(n):
-            c, s = math.cos(rot[k]), math.sin(rot[k])
-            dx, dy = px - out_c[0] - tx[k], py - out_c[1] - ty[k]
-            ux = src_c[0] + (c * dx + s * dy) / zoom[k]
-            uy = src_c[1] + (-s * dx + c * dy) / zoom[k]
-            iy, ix = np.rint(uy).astype(int) - y0, np.rint(ux).astype(int) - x0
-            inside = (iy >= 0) & (iy < y1 - y0) & (ix >= 0) & (ix < x1 - x0)
-            field = blink[k] * face.blink + talk[k] * face.talk
-            if expr is not None:
-                field = field + a[k] * expr
-            vx, vy = np.zeros_like(ux), np.zeros_like(uy)
-            vx[inside] = field[iy[inside], ix[inside], 0]
-            vy[inside] = field[iy[inside], ix[inside], 1]
-            frame = _bilinear(face.image, ux + vx, uy + vy)
-            # The open mouth: darken inside the moved inner-lip contour.
-            lips = face.points[60:68] + a[k] * disp[60:68] + talk[k] * face.talk_disp[60:68]
-            gap = (lips[6, 1] - lips[2, 1]) - (face.points[66, 1] - face.points[62, 1])
-            if gap > 1.0:
-                rel = lips - src_c
-                ox = out_c[0] + tx[k] + zoom[k] * (c * rel[:, 0] - s * rel[:, 1])
-                oy = out_c[1] + ty[k] + zoom[k] * (s * rel[:, 0] + c * rel[:, 1])
-                rr, cc = polygon(oy, ox, shape=(H, W))
-                alpha = min(0.7, (gap - 1.0) / 6.0)
-                frame[rr, cc] = (1 - alpha) * frame[rr, cc] + alpha * np.array([60.0, 22.0, 25.0])
-            frame = frame * gain + bias + noise_rng.normal(0, sigma, frame.shape)
-            yield np.clip(np.rint(frame), 0, 255).astype(np.uint8)
-
-    return frames()
-
-
-def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Sample an H x W x C image at float coordinates (edge pixels repeat outside)."""
-    h, w = image.shape[:2]
-    x = np.clip(x, 0, w - 1.001)
-    y = np.clip(y, 0, h - 1.001)
-    x0, y0 = x.astype(np.intp), y.astype(np.intp)
-    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
-    top = image[y0, x0] * (1 - fx) + image[y0, x0 + 1] * fx
-    bottom = image[y0 + 1, x0] * (1 - fx) + image[y0 + 1, x0 + 1] * fx
-    return top * (1 - fy) + bottom * fy
-
-
-# -- audio --------------------------------------------------------------------------------------
-def synth_voice(emotion: str, rng: np.random.Generator, *, seconds: float = 2.0, sr: int = 16000,
-                f0_scale: float = 1.0) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """Voiced synthetic speech for ``emotion``: (float32 mono audio, [(start, end) s syllables]).
-
-    A harmonic source (1/k tilt, pitch contour, vibrato, jitter) shaped by three formants of a
-    vowel per syllable, gated by raised-cosine syllable envelopes, plus breath and room noise.
-    """
-    v = _VOICE[emotion]
-    n = int(round(seconds * sr))
-    t = np.arange(n) / sr
-    f0 = v["f0"] * f0_scale * math.exp(rng.normal(0, 0.06))
-    rate = v["rate"] * rng.uniform(0.85, 1.15)
-    # Syllables: voiced stretches with gaps, each with its own vowel.
-    margin = min(0.15, 0.2 * seconds)
-    syllables, start = [], min(rng.uniform(0.05, 0.25), 0.2 * seconds)
-    while start < seconds - margin:
-        length = min(rng.uniform(0.55, 0.85) / rate, seconds - margin / 3 - start)
-        syllables.append((start, start + length))
-        start += length + rng.uniform(0.25, 0.5) / rate
-    env = _envelope_at(syllables, t)
-    vowel = np.zeros((n, 3))
-    for (s0, s1) in syllables:
-        vowel[int(s0 * sr): int(s1 * sr) + 1] = _VOWELS[rng.integers(len(_VOWELS))] * rng.uniform(0.95, 1.05)
-    # Pitch: contour over the utterance, declination per syllable, vibrato, slow jitter.
-    u = t / seconds
-    shape = {"fall": 0.5 - u, "rise": u - 0.3, "flat": 0 * u,
-             "risefall": np.sin(np.pi * u) - 0.5}[v["contour"]]
-    semis = v["st"] * rng.uniform(0.8, 1.2) * shape
-    depth, vib_hz = v["vib"]
-    semis = semis + depth * np.sin(2 * np.pi * vib_hz * t) + np.interp(t, np.linspace(0, seconds, 12),
-                                                                       rng.normal(0, 0.25, 12))
-    pitch = f0 * 2 ** (semis / 12)
-    phase = 2 * np.pi * np.cumsum(pitch) / sr
-    # Harmonics with formant gains, computed every 5 ms and interpolated.
-    hop = sr // 200
-    idx = np.arange(0, n, hop)
-    k = np.arange(1, int(7000 / pitch.max()) + 1)[:, None]
-    freqs = k * pitch[idx]
-    tilt = 10 ** ((v["tilt"] + rng.uniform(-1.5, 1.5)) * np.log2(k) / 20)
-    formant = sum(1.0 / (1 + ((freqs - vowel[idx, j]) / (60 + 40 * j)) ** 2) * (1.0, 0.6, 0.3)[j] for j in range(3))
-    amps = tilt * (0.15 + formant) * (freqs < sr / 2 - 500)
-    amps = np.stack([np.interp(np.arange(n), idx, row) for row in amps])
-    voiced = (amps * np.sin(k * phase)).sum(0)
-    breath = _highpassed(rng.normal(0, 1, n)) * v["breath"] * rng.uniform(0.8, 1.2)
-    speech = (voiced / (np.std(voiced[env > 0.5]) + 1e-9) + breath) * env
-    rms = v["rms"] * rng.uniform(0.8, 1.2)
-    audio = speech * rms / (np.sqrt(np.mean(speech[env > 0.5] ** 2)) + 1e-9)
-    audio += rng.normal(0, 10 ** (rng.uniform(-58, -48) / 20), n)
-    return np.clip(audio, -0.98, 0.98).astype(np.float32), syllables
-
-
-def _envelope_at(syllables: list[tuple[float, float]], t: np.ndarray) -> np.ndarray:
-    """0..1 syllable envelope at times ``t`` (s): raised-cosine attack and release of 40 ms."""
-    env = np.zeros_like(t, dtype=np.float64)
-    for s0, s1 in syllables:
-        ramp = min(0.04, (s1 - s0) / 3)
-        up = np.clip((t - s0) / ramp, 0, 1)
-        down = np.clip((s1 - t) / ramp, 0, 1)
-        env = np.maximum(env, 0.5 - 0.5 * np.cos(np.pi * np.minimum(up, down)))
-    return env
-
-
-def _highpassed(x: np.ndarray) -> np.ndarray:
-    """First difference: a cheap tilt towards high frequencies for breath noise."""
-    return np.diff(x, prepend=x[0]) / 2

@@ -18,10 +18,10 @@ from typing import Any, Callable
 import pandas as pd
 
 from data_catalog import Store
+from emonets import registry
 from emonets.extract_partition import ExtractionTally, extract_partition, record_crash, reused_summary
 from emonets.extraction import WorkUnit, default_config, work_units
 from emonets.isolation import WorkerCrashed, close_guarded_children, run_guarded
-from emonets.jit_cache import ensure_warm, warm_up
 
 Progress = Callable[[int, int], None]
 
@@ -36,8 +36,8 @@ def extract_clips(store: Store, clips: pd.DataFrame, stages: list[str], *, confi
     jobs: list[list[str]] = []
     plans: list[tuple[WorkUnit, list[str]]] = []
     for unit in units:
-        chain = [s for s in ("faces", "mouths") if s in stages and unit.can_run(s)]
-        for group in (chain, *[[s] for s in ("mfcc", "motion") if s in stages and unit.can_run(s)]):
+        for chain in registry.stage_chains(stages):
+            group = [s for s in chain if unit.can_run(s)]
             if group:
                 plans.append((unit, group))
                 jobs.append(group)
@@ -50,8 +50,8 @@ def extract_clips(store: Store, clips: pd.DataFrame, stages: list[str], *, confi
         if progress is not None:
             progress(done, total)
 
-    if any("mfcc" in g for g in jobs):
-        ensure_warm()
+    for stage in sorted({s for g in jobs for s in g}):
+        registry.stage(stage).prepare_workers(force=False)
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="emonets-extract") as pool:
             futures = [pool.submit(_run_chain, store, unit, group, cfgs, tick) for unit, group in plans]
@@ -69,23 +69,31 @@ def extract_clips(store: Store, clips: pd.DataFrame, stages: list[str], *, confi
 
 
 def _run_chain(store: Store, unit: WorkUnit, group: list[str], cfgs: dict, tick: Callable[[], None]) -> list:
-    """One unit's stages in order (faces before mouths, which reads its partition)."""
+    """One unit's chain of stages in order (faces before mouths, which reads its partition)."""
     out: list[tuple[dict, bool]] = []
-    upstream: dict | None = None
+    done: dict[str, dict] = {}
     for stage in group:
-        if stage == "mouths":
-            if upstream is None or upstream.get("status") == "failed":
-                out.append(({"stage": "mouths", "key": unit.key, "status": "failed",
-                             "reason": "not run: its faces partition failed", "stats": {}}, False))
+        up_name = registry.stage(stage).upstream
+        upstream = None
+        if up_name is not None:
+            up = done.get(up_name) or _current_upstream(store, up_name, unit)
+            if up is None or up.get("status") == "failed":
+                out.append(({"stage": stage, "key": unit.key, "status": "failed",
+                             "reason": f"not run: its {up_name} partition failed", "stats": {}}, False))
                 tick()
                 continue
-            upstream = {"fingerprint": upstream["fingerprint"]}
-        result = _run_unit(store, stage, unit, cfgs[stage], upstream if stage == "mouths" else None)
+            upstream = {"fingerprint": up["fingerprint"]}
+        result = _run_unit(store, stage, unit, cfgs[stage], upstream)
         out.append((result, result["status"] == "reused"))
-        if stage == "faces":
-            upstream = result
+        done[stage] = result
         tick()
     return out
+
+
+def _current_upstream(store: Store, stage: str, unit: WorkUnit) -> dict | None:
+    """The stored partition a stage reads when its upstream stage was not asked for this run."""
+    manifest = store.manifest(registry.stage(stage).table, unit.key)
+    return None if manifest is None else {"fingerprint": manifest.fingerprint, "status": "reused"}
 
 
 def _run_unit(store: Store, stage: str, unit: WorkUnit, config: dict, upstream: dict | None) -> dict:
@@ -96,8 +104,8 @@ def _run_unit(store: Store, stage: str, unit: WorkUnit, config: dict, upstream: 
     try:
         return run_guarded(extract_partition, *args)
     except WorkerCrashed as crash:
-        if stage == "mfcc":  # a JIT cache corrupted since its last warm-up: repair, then once more
-            warm_up()
+        if registry.stage(stage).prepare:  # e.g. a JIT cache corrupted since its last warm-up
+            registry.stage(stage).prepare_workers(force=True)  # repair, then once more
             try:
                 return run_guarded(extract_partition, *args)
             except WorkerCrashed as again:

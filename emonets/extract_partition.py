@@ -15,16 +15,10 @@ import pandas as pd
 
 from data_catalog import Store
 from emonets.errors import ClipError
-from emonets.extraction import (
-    STAGE_TABLE,
-    WorkUnit,
-    config_from_dict,
-    run_faces,
-    run_mfcc,
-    run_motion,
-    run_mouths,
-)
+from emonets import registry
+from emonets.extraction import WorkUnit, config_from_dict
 from emonets.fault_injection import maybe_crash
+from emonets.freshness import current_partition
 from emonets.paths import display_path
 
 PROBLEM_COLUMNS = ["clip_id", "path", "stage", "reason"]
@@ -41,11 +35,11 @@ def unit_inputs(unit: WorkUnit, upstream: dict | None) -> dict[str, Any]:
 def reused_summary(store: Store, stage: str, unit: WorkUnit, config: dict, upstream: dict | None = None) -> dict | None:
     """The summary of a partition whose manifest is current (same inputs, config, version), else None.
 
-    The one freshness test of extraction: the flow asks it before submitting a unit, the
-    in-process extractor before starting one, and the unit itself before computing.
+    Extraction's use of :mod:`emonets.freshness`: the flow asks it before submitting a unit,
+    the in-process extractor before starting one, and the unit itself before computing.
     """
-    existing = store.manifest(STAGE_TABLE[stage], unit.key)
-    if existing is not None and existing.is_current(unit_inputs(unit, upstream), config):
+    existing = current_partition(store, registry.stage(stage).table, unit.key, unit_inputs(unit, upstream), config)
+    if existing is not None:
         return unit_summary(stage, unit, existing.rows, existing.fingerprint, "reused", existing.stats)
     return None
 
@@ -54,7 +48,8 @@ def extract_partition(stage: str, unit: dict, config: dict, store_root: str, ups
     """Compute (or reuse, when its manifest is current) one partition; return a small summary."""
     store = Store(store_root)
     work = WorkUnit.from_dict(unit)
-    table = STAGE_TABLE[stage]
+    spec = registry.stage(stage)
+    table = spec.table
     inputs = unit_inputs(work, upstream)
     reused = reused_summary(store, stage, work, config, upstream)
     if reused is not None:
@@ -62,14 +57,9 @@ def extract_partition(stage: str, unit: dict, config: dict, store_root: str, ups
     maybe_crash(stage, work.key)
     cfg = config_from_dict(stage, config)
     try:
-        if stage == "faces":
-            out = run_faces(work, cfg)
-        elif stage == "mouths":
-            out = run_mouths(store.read("faces", partitions=[work.key]), cfg)
-        elif stage == "mfcc":
-            out = run_mfcc(work, cfg)
-        else:
-            out = run_motion(work, cfg)
+        upstream_rows = (store.read(registry.stage(spec.upstream).table, partitions=[work.key])
+                         if spec.upstream else None)
+        out = spec.compute(work, cfg, upstream_rows)
         frame, problems, stats = out.table, out.problems, out.stats
     except ClipError as err:
         frame = store.catalog[table].schema.empty_table()

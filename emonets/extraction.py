@@ -2,12 +2,10 @@
 
 A *work unit* is what one extraction task handles: one video/audio clip, or a batch of still
 images (FER-2013 has ~32k; a task each would drown the orchestrator), keyed by a partition name
-and fingerprinted by the sha256 of its files. Stages:
-
-    faces   video/images -> aligned grey faces (table `faces`)
-    mouths  faces        -> mouth patches      (table `mouths`)
-    mfcc    audio track  -> MFCC + deltas      (table `mfcc`)
-    motion  video        -> grey motion blocks (table `motion_blocks`)
+and fingerprinted by the sha256 of its files. The stages are entries of
+:mod:`emonets.registry`; the built-in ones' unit functions are here: faces (video frames or
+images -> aligned grey faces), mouths (faces -> mouth patches), mfcc (audio -> MFCC + deltas),
+motion (video -> grey motion blocks).
 """
 
 from __future__ import annotations
@@ -20,9 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-STAGES: tuple[str, ...] = ("faces", "mouths", "mfcc", "motion")
-STAGE_TABLE = {"faces": "faces", "mouths": "mouths", "mfcc": "mfcc", "motion": "motion_blocks"}
-STAGE_NEEDS = {"faces": "faces", "mouths": "faces", "mfcc": "audio", "motion": "video"}
+from emonets import registry
 
 
 @dataclass(frozen=True)
@@ -45,8 +41,8 @@ class WorkUnit:
         return cls(**{**d, "clip_ids": tuple(d["clip_ids"]), "paths": tuple(d["paths"])})
 
     def can_run(self, stage: str) -> bool:
-        need = STAGE_NEEDS[stage]
-        if need == "faces":
+        need = registry.stage(stage).needs
+        if need == "face_source":
             return self.media == "image" or self.has_video
         if need == "audio":
             return self.media != "image" and self.has_audio
@@ -93,29 +89,9 @@ def work_units(clips: pd.DataFrame, *, image_batch: int = 2000) -> list[WorkUnit
     return units
 
 
-def config_fingerprint(config: Any) -> str:
-    """A stable hash of a stage config (dataclass or dict), part of every cache key."""
-    import json
-
-    data = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def default_config(stage: str) -> Any:
-    """A stage's default config object (imports only that stage's module)."""
-    if stage == "faces":
-        from emonets.faces import FaceConfig as cls
-    elif stage == "mouths":
-        from emonets.mouths import MouthConfig as cls
-    elif stage == "mfcc":
-        from emonets.mfcc import AUDIO_SPECIALIST_FEATURES
-
-        return AUDIO_SPECIALIST_FEATURES  # the 87-column set the audio specialist is tuned on
-    elif stage == "motion":
-        from emonets.motion_blocks import MotionConfig as cls
-    else:
-        raise ValueError(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
-    return cls()
+    """A stage's default config object (imports only that stage's config module)."""
+    return registry.stage(stage).default_config()
 
 
 def config_from_dict(stage: str, data: dict[str, Any] | None) -> Any:
@@ -134,7 +110,7 @@ def _problem(clip_id: str, path: str, stage: str, reason: str) -> dict:
     return {"clip_id": clip_id, "path": path, "stage": stage, "reason": reason}
 
 
-def run_faces(unit: WorkUnit, config: Any) -> StageOutput:
+def run_faces(unit: WorkUnit, config: Any, upstream_rows: None = None) -> StageOutput:
     """Aligned faces of the clip's main face track, or of each image in a batch."""
     from emonets.faces import extract_faces, faces_from_images
     from emonets.images import load_grey_image, pixels_to_image
@@ -190,20 +166,20 @@ def _load_image(path: str, load_grey_image, pixels_to_image) -> np.ndarray:
     return load_grey_image(path, size=48)
 
 
-def run_mouths(faces: pd.DataFrame, config: Any) -> StageOutput:
-    """Mouth patches cut from a unit's aligned faces (no video decoding needed)."""
+def run_mouths(unit: WorkUnit, config: Any, faces: pd.DataFrame) -> StageOutput:
+    """Mouth patches cut from a unit's aligned faces (its `faces` partition; no video decoding)."""
     from emonets.mouths import mouths_from_faces
 
     return StageOutput(mouths_from_faces(faces, config=config))
 
 
-def run_mfcc(unit: WorkUnit, config: Any) -> StageOutput:
+def run_mfcc(unit: WorkUnit, config: Any, upstream_rows: None = None) -> StageOutput:
     from emonets.mfcc import extract_mfcc
 
     return StageOutput(extract_mfcc(unit.paths[0], clip_id=unit.clip_ids[0], config=config))
 
 
-def run_motion(unit: WorkUnit, config: Any) -> StageOutput:
+def run_motion(unit: WorkUnit, config: Any, upstream_rows: None = None) -> StageOutput:
     from emonets.motion_blocks import extract_motion_blocks
 
     table = extract_motion_blocks(unit.paths[0], clip_id=unit.clip_ids[0], config=config)

@@ -150,7 +150,7 @@ class FusedModel:
 
     @classmethod
     def load(cls, path: Path | str) -> "FusedModel":
-        from emonets.train import specialist_class
+        from emonets import registry
 
         bundle = load_bundle(path, kind="fused")
         method = bundle.config.get("method")
@@ -166,7 +166,7 @@ class FusedModel:
             part = Path(path) / "specialists" / name
             if not (part / "bundle.json").is_file():
                 raise BundleError(f"{path}: incomplete fused bundle, no specialist bundle at {part}")
-            specialists[name] = specialist_class(name)[0].load(part)
+            specialists[name] = registry.specialist(name).model_class().load(part)
         return cls(specialists, fuser, method)
 
 

@@ -305,3 +305,12 @@ def ensure_warm(*, timeout: float = 600.0) -> WarmUp | None:
     then runs :func:`warm_up` (which repairs it) and retries.
     """
     return None if is_warm(configure()) else warm_up(timeout=timeout)
+
+
+def prepare_workers(*, force: bool) -> None:
+    """The mfcc stage's set-up before its units run: a warm-up (``force``: always, as a batch
+    run and a crash repair want; else only when none passed yet, as interactive commands want)."""
+    if force:
+        warm_up()
+    else:
+        ensure_warm()

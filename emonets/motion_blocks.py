@@ -196,19 +196,9 @@ def empty_table() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=dtypes[c]) for c in COLUMNS})
 
 
-def block_array(blocks: pd.DataFrame) -> np.ndarray:
-    """(N, depth, h, w) uint8 blocks of one clip's `motion_blocks` rows, in block order.
+def decode_blocks(rows: pd.DataFrame) -> np.ndarray:
+    """`motion_blocks` rows (all of one shape) as (N, depth, h, w) uint8, in the rows' order."""
+    from emonets.feature_rows import stack_bytes
 
-    An empty table gives shape (0, 0, 0, 0).
-    """
-    if len(blocks) == 0:
-        return np.zeros((0, 0, 0, 0), dtype=np.uint8)
-    shapes = blocks[["depth", "height", "width"]].drop_duplicates()
-    if len(shapes) != 1:
-        raise ValueError("motion_blocks rows of differing block shapes")
-    d, h, w = (int(v) for v in shapes.iloc[0])
-    ordered = blocks.sort_values("block", kind="stable")
-    flat = np.frombuffer(b"".join(ordered["data"]), dtype=np.uint8)
-    if flat.size != len(ordered) * d * h * w:
-        raise ValueError("motion_blocks data does not match depth*height*width")
-    return flat.reshape(len(ordered), d, h, w).copy()
+    shape = (int(rows["depth"].iloc[0]), int(rows["height"].iloc[0]), int(rows["width"].iloc[0]))
+    return stack_bytes(rows["data"], shape)

@@ -85,10 +85,8 @@ def _table(rows: list[tuple]) -> pd.DataFrame:
     return df.astype({"clip_id": str, "frame": "int32", "t": "float64", "height": "int32", "width": "int32"})
 
 
-def mouth_array(mouths: pd.DataFrame) -> np.ndarray:
-    """One clip's mouth patches as (T, h, w) uint8, in frame order."""
-    if mouths.empty:
-        return np.zeros((0, 0, 0), np.uint8)
-    rows = mouths.sort_values("frame", kind="stable")
-    h, w = int(rows["height"].iloc[0]), int(rows["width"].iloc[0])
-    return np.frombuffer(b"".join(rows["patch"].tolist()), np.uint8).reshape(-1, h, w)
+def decode_mouths(rows: pd.DataFrame) -> np.ndarray:
+    """`mouths` rows (all of one size) as (N, h, w) uint8 patches, in the rows' order."""
+    from emonets.feature_rows import stack_bytes
+
+    return stack_bytes(rows["patch"], (int(rows["height"].iloc[0]), int(rows["width"].iloc[0])))

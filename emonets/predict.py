@@ -11,9 +11,8 @@ import pandas as pd
 from emonets.bundle import read_description
 from emonets.fused_model import FusedModel, bundle_kind
 from emonets.labels import EMOTIONS, PROB_COLUMNS
-from emonets.training_data import SPECIALIST_TABLE, clip_set
-
-STAGES_FOR = {"face_cnn": ["faces"], "audio": ["mfcc"], "bag_of_mouths": ["faces", "mouths"], "motion": ["motion"]}
+from emonets import registry
+from emonets.training_data import clip_set
 
 
 def load_model(path: Path | str):
@@ -21,9 +20,7 @@ def load_model(path: Path | str):
     kind = bundle_kind(path)
     if kind == "fused":
         return FusedModel.load(path)
-    from emonets.train import specialist_class
-
-    return specialist_class(kind)[0].load(path)
+    return registry.specialist(kind).model_class().load(path)
 
 
 def model_specialists(model) -> list[str]:
@@ -40,12 +37,13 @@ def bundle_specialists(path: Path | str) -> list[str]:
 
 def bundle_stages(path: Path | str) -> list[str]:
     """The stages a bundle's specialists read, from its bundle.json alone (nothing loaded)."""
-    return sorted({s for name in bundle_specialists(path) for s in STAGES_FOR[name]})
+    return sorted(registry.stages_for(bundle_specialists(path)))
 
 
 def specialist_rows(model, name: str, clips: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One specialist's probabilities for the clips it can score (clip_id + p_* columns)."""
-    table, order = SPECIALIST_TABLE[name]
+    spec = registry.specialist(name)
+    table, order = spec.table, spec.order
     cs = clip_set(clips, tables[table], table, order)
     if len(cs) == 0:
         return pd.DataFrame(columns=["clip_id", *PROB_COLUMNS])

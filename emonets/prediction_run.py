@@ -24,6 +24,7 @@ import pandas as pd
 
 from data_catalog import Store
 from data_catalog.atomic import atomic_path
+from emonets import registry
 from emonets.evaluation import metrics_dict
 from emonets.extract_local import extract_clips
 from emonets.ingest_store import ingest_into_store
@@ -31,7 +32,6 @@ from emonets.labels import LABEL_INDEX
 from emonets.paths import display_path, to_fs
 from emonets.prediction_cache import PredictionCache
 from emonets.predict import bundle_specialists, bundle_stages, load_model, predict_clips
-from emonets.training_data import SPECIALIST_TABLE
 
 # (store, clips, stages) -> the extraction summary (emonets.extract_local.extract_clips' shape)
 Extractor = Callable[[Store, pd.DataFrame, list[str]], dict]
@@ -62,7 +62,7 @@ class BundleRun:
 
 def feature_tables(work: Store, clips: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Every feature table's partitions of these clips (those extracted)."""
-    tables = {SPECIALIST_TABLE[n][0] for n in SPECIALIST_TABLE} | {"faces"}
+    tables = {registry.specialist(n).table for n in registry.specialists()} | {"faces"}
     return {t: work.read(t, partitions=[k for k in clips["clip_id"] if work.manifest(t, k)]) for t in tables}
 
 

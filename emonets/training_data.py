@@ -12,54 +12,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from emonets import registry
+from emonets.feature_rows import decode_rows, usable_rows
 from emonets.labels import LABEL_INDEX
 from emonets.specialists.base import ClipSet
-
-# specialist -> (feature table, order column)
-SPECIALIST_TABLE = {
-    "face_cnn": ("faces", "frame"),
-    "audio": ("mfcc", "frame"),
-    "bag_of_mouths": ("mouths", "frame"),
-    "motion": ("motion_blocks", "block"),
-}
-
-
-def decode_rows(table: str, rows: pd.DataFrame) -> np.ndarray:
-    """All rows of a feature table as one array (rows first), e.g. faces -> (N, size, size)."""
-    if len(rows) == 0:
-        return np.zeros((0,), np.float32)
-    if table == "faces":
-        size = int(rows["size"].iloc[0])
-        return _stack_bytes(rows["face"], (size, size))
-    if table == "mouths":
-        shape = (int(rows["height"].iloc[0]), int(rows["width"].iloc[0]))
-        return _stack_bytes(rows["patch"], shape)
-    if table == "motion_blocks":
-        shape = (int(rows["depth"].iloc[0]), int(rows["height"].iloc[0]), int(rows["width"].iloc[0]))
-        return _stack_bytes(rows["data"], shape)
-    if table == "mfcc":
-        return np.stack([np.asarray(c, dtype=np.float32) for c in rows["coeffs"]])
-    raise ValueError(f"no decoder for table {table!r}")
-
-
-def _stack_bytes(column: pd.Series, shape: tuple[int, ...]) -> np.ndarray:
-    """Fixed-size byte strings -> one uint8 array, filled in place: a b"".join would hold a
-    second full copy (4.7 GB for the motion blocks of ~900 clips)."""
-    out = np.empty((len(column), *shape), dtype=np.uint8)
-    flat = out.reshape(len(column), -1)
-    size = flat.shape[1]
-    for i, blob in enumerate(column):
-        if len(blob) != size:
-            raise ValueError(f"row {i}: {len(blob)} bytes, expected {size} for shape {shape}")
-        flat[i] = np.frombuffer(blob, dtype=np.uint8)
-    return out
-
-
-def usable_rows(table: str, rows: pd.DataFrame) -> pd.DataFrame:
-    """Drop rows that carry no input (faces rows of frames where no face was found)."""
-    if table == "faces":
-        return rows[rows["found"]]
-    return rows
 
 
 def clip_set(
@@ -88,7 +44,8 @@ def clip_set(
 
 def split_sets(clips: pd.DataFrame, features: pd.DataFrame, specialist: str) -> dict[str, ClipSet]:
     """The specialist's ClipSet for each split present in ``clips`` (train / val / test)."""
-    table, order = SPECIALIST_TABLE[specialist]
+    spec = registry.specialist(specialist)
+    table, order = spec.table, spec.order
     return {split: clip_set(group, features, table, order) for split, group in clips.groupby("split")}
 
 

@@ -14,6 +14,8 @@ from typing import Optional
 
 import typer
 
+from emonets import registry
+
 # Prefect's per-task INFO lines would drown the tables; set before Prefect is first imported
 # (PREFECT_LOGGING_LEVEL=INFO brings them back).
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -208,7 +210,7 @@ def _empty_split_effect(empty: list[str]) -> str:
 @app.command()
 def extract(
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
-    stages: str = typer.Option("faces,mouths,mfcc,motion", help="comma-separated stages"),
+    stages: str = typer.Option(",".join(registry.stages()), help="comma-separated stages"),
     runner: str = typer.Option("local", help="local (process pool) | threads | dask"),
     dask_address: Optional[str] = typer.Option(None, help="tcp://HOST:PORT of a Dask scheduler (with --runner dask)"),
 ) -> None:
@@ -217,10 +219,8 @@ def extract(
     Exit status: 0 every unit done; 1 some units failed (their worker crashed twice: listed, and
     in the store's `problems` table; the next run retries them); 2 usage error.
     """
-    from emonets.extraction import STAGES
-
     with cli_run(flows=False):
-        wanted = [choice(s.strip(), STAGES, "stage") for s in stages.split(",") if s.strip()]
+        wanted = [choice(s.strip(), registry.stages(), "stage") for s in stages.split(",") if s.strip()]
         _check_runner(runner, dask_address)
         home = _ingested_store(store)
     with cli_run(lock=home):
@@ -295,7 +295,7 @@ def train_all_cmd(
     roots: Optional[list[Path]] = typer.Argument(None, help="data roots (default: the generated demo dataset)"),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     format: Optional[list[str]] = typer.Option(None, "--format", "-f", help=f"one per root: {FORMAT_HELP}"),
-    specialists: str = typer.Option("face_cnn,audio,bag_of_mouths,motion", help="comma-separated"),
+    specialists: str = typer.Option(",".join(registry.specialists()), help="comma-separated"),
     runner: str = typer.Option("local", help="local | threads | dask"),
     dask_address: Optional[str] = typer.Option(None, help="tcp://HOST:PORT of a Dask scheduler"),
     max_epochs: Optional[int] = typer.Option(None, help="cap on every specialist's training epochs"),
@@ -470,7 +470,9 @@ def _model_bundle(model: Optional[Path], home) -> Path:
     """--model, else the store's fused model, else the best shipped one (emonets/release)."""
     if model is not None:
         return _bundle_arg(model, "--model")
-    bundle = home.path("models", "fused")  # tasks.fuse.fused_path
+    from emonets.freshness import fused_path
+
+    bundle = fused_path(home)
     if (bundle / "bundle.json").is_file():
         return bundle
     from emonets.paths import display_text

@@ -9,9 +9,9 @@ from prefect import flow
 from prefect.futures import as_completed
 
 from data_catalog import Store
-from emonets.extraction import STAGES, default_config, work_units
+from emonets import registry
+from emonets.extraction import default_config, work_units
 from emonets.isolation import close_guarded_children
-from emonets.jit_cache import warm_up
 from flows.locking import exclusive_store
 from flows.progress import current_progress, reporting_progress
 from flows.runners import make_task_runner, shared_ephemeral_api
@@ -32,10 +32,7 @@ def extract_features(
     the same content fingerprint, config and library version is reused, not recomputed.
     """
     store = Store(store_root)
-    stages = list(stages or STAGES)
-    unknown = sorted(set(stages) - set(STAGES))
-    if unknown:
-        raise ValueError(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
+    stages = [registry.stage(s).name for s in (stages or registry.stages())]  # an unknown one: ValueError
     cfgs = {s: {**default_config(s).to_dict(), **((configs or {}).get(s) or {})} for s in stages}
     with exclusive_store(store):
         clips = store.read("clips")
@@ -59,50 +56,46 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict]]:
     """Submit a task for each stale (stage, unit); return the futures and the reused summaries.
 
     Partitions whose manifest already matches (same content sha256, config, library version)
-    are not submitted at all, so a no-change re-run creates no task runs. What is submitted is
-    stale by construction, so it always runs (refresh_cache): after a clip changed and changed
-    back, Prefect's record of the first version must not stand in for a partition that now holds
-    the second.
+    are not submitted at all, so a no-change re-run creates no task runs (emonets.freshness: the
+    task has no Prefect cache that could disagree with the store).
     """
     store = Store(store_root)
-    task = extract_unit.with_options(result_storage=store.path("_prefect", "results"), refresh_cache=True)
+    task = extract_unit.with_options(result_storage=store.path("_prefect", "results"))
     futures, reused = [], []
-    jit_ready = False
-
-    def current(stage: str, unit, upstream: dict | None) -> dict | None:
-        return reused_summary(store, stage, unit, cfgs[stage], upstream)
-
+    prepared: set[str] = set()
     for unit in units:
         u = unit.to_dict()
-        faces_up = None  # the faces partition's fingerprint (or the future that will make it)
-        if "faces" in stages and unit.can_run("faces"):
-            hit = current("faces", unit, None)
+        made: dict[str, Any] = {}  # stage -> its reused summary or the future that will make it
+        for stage in (s for chain in registry.stage_chains(stages) for s in chain):
+            if not unit.can_run(stage):
+                continue
+            spec = registry.stage(stage)
+            upstream = None
+            if spec.upstream is not None:
+                upstream = made.get(spec.upstream) or _stored(store, spec.upstream, unit)
+                if upstream is None:
+                    continue  # nothing to read: its upstream stage cannot run or never ran
+                if isinstance(upstream, dict):
+                    upstream = {"fingerprint": upstream["fingerprint"]}
+            hit = (reused_summary(store, stage, unit, cfgs[stage], upstream)
+                   if upstream is None or isinstance(upstream, dict) else None)
             if hit:
                 reused.append(hit)
-                faces_up = {"fingerprint": hit["fingerprint"]}
-            else:
-                faces_up = task.submit("faces", u, cfgs["faces"], store_root)
-                futures.append(faces_up)
-        if "mouths" in stages and unit.can_run("mouths"):
-            if faces_up is None:
-                manifest = store.manifest("faces", unit.key)
-                faces_up = None if manifest is None else {"fingerprint": manifest.fingerprint}
-            hit = current("mouths", unit, faces_up) if isinstance(faces_up, dict) else None
-            if hit:
-                reused.append(hit)
-            elif faces_up is not None:
-                futures.append(task.submit("mouths", u, cfgs["mouths"], store_root, upstream=faces_up))
-        for stage in ("mfcc", "motion"):
-            if stage in stages and unit.can_run(stage):
-                hit = current(stage, unit, None)
-                if hit:
-                    reused.append(hit)
-                else:
-                    if stage == "mfcc" and not jit_ready:
-                        warm_up()  # workers then only read numba's cache; a corrupt one is rebuilt
-                        jit_ready = True
-                    futures.append(task.submit(stage, u, cfgs[stage], store_root))
+                made[stage] = hit
+                continue
+            if stage not in prepared:
+                spec.prepare_workers(force=True)  # e.g. numba's cache warm: workers then only read it
+                prepared.add(stage)
+            kwargs = {"upstream": upstream} if upstream is not None else {}
+            made[stage] = task.submit(stage, u, cfgs[stage], store_root, **kwargs)
+            futures.append(made[stage])
     return futures, reused
+
+
+def _stored(store: Store, stage: str, unit) -> dict | None:
+    """The stored partition of a stage this run does not compute (its fingerprint), or None."""
+    manifest = store.manifest(registry.stage(stage).table, unit.key)
+    return None if manifest is None else {"fingerprint": manifest.fingerprint}
 
 
 def _collect(futures: list, reused: list[dict], progress: Any) -> dict:
@@ -119,16 +112,29 @@ def _collect(futures: list, reused: list[dict], progress: Any) -> dict:
             progress(done, total)
         future.wait()  # sets the future's final state (as_completed only says the run ended)
         state = future.state
-        if not state.is_final():  # never ran: the task it needed (faces, for mouths) failed
-            tally.fail(f"{state.name}: not run, the stage it needs failed")
+        if not state.is_final():  # never ran: the task it needed failed, or the runner could not run it
+            tally.fail(f"{state.name}: {_why_not_run(future)}")
             continue
         result = state.result(raise_on_failure=False)
         if not state.is_completed() or not isinstance(result, dict):
             tally.fail(f"{state.name}: {result}")
             continue
         # a unit whose worker crashed twice is counted failed (it is recorded in `problems`)
-        tally.add(result, state.name == "Cached" or result["status"] == "reused")
+        tally.add(result, result["status"] == "reused")
     return tally.summary()
+
+
+def _why_not_run(future: Any) -> str:
+    """Why a task never ran: the runner's own error where it has one (a Dask scheduler that
+    cannot import the code fails every task the same way), else its upstream stage failed."""
+    wrapped = getattr(future, "wrapped_future", None)
+    try:
+        error = wrapped.exception(timeout=0) if wrapped is not None and hasattr(wrapped, "exception") else None
+    except Exception as err:  # noqa: BLE001 - the probe itself failing is also an answer
+        error = err
+    if error is not None:
+        return f"not run: the task runner failed it: {type(error).__name__}: {error}"
+    return "not run, the stage it needs failed"
 
 
 def _count_problems(store: Store, stages: list[str], clip_ids: set[str]) -> int:

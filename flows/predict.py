@@ -18,7 +18,7 @@ from emonets.prediction_run import evaluate_root, predict_videos
 from flows.extract_features import extract_features
 from flows.locking import evaluate_store, exclusive_store, predict_store
 from flows.runners import make_task_runner
-from tasks.fuse import fused_path
+from emonets.freshness import fused_path
 
 
 def flow_extractor(runner: str, dask_address: str | None = None, progress=None):

@@ -14,8 +14,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from data_catalog import Store, default_store_root
-from emonets.predict import STAGES_FOR
-from emonets.train import SPECIALISTS, check_specialist, max_epochs_note
+from emonets import registry
+from emonets.train import max_epochs_note
 from flows.errors import raise_if_disk_full
 from flows.extract_features import extract_features
 from flows.locking import exclusive_store
@@ -24,8 +24,6 @@ from tasks.fuse import fuse_in_flow
 from tasks.ingest import ingest_root
 from tasks.report import report_task
 from tasks.train import train_in_flow
-
-SPECIALIST_STAGES = STAGES_FOR  # the extraction stages each specialist reads
 
 
 @flow(name="train-all", log_prints=True)
@@ -46,9 +44,9 @@ def train_all(
     overrides (e.g. ``{"face_cnn": {"cnn_bundle": "..."}}``) and per-stage extraction overrides
     under ``"extract"``.
     """
+    specialists = [registry.specialist(name).name for name in (specialists or registry.specialists())]
     logger = get_run_logger()
     store = Store(store_root or default_store_root())
-    specialists = [check_specialist(name) for name in (specialists or SPECIALISTS)]
     configs = dict(configs or {})
     started = time.perf_counter()
     with exclusive_store(store):
@@ -60,7 +58,7 @@ def train_all(
             raise ValueError("give one format per data root")
         ingested = [ingest_root(str(Path(r).expanduser().resolve()), str(store.root), f) for r, f in zip(roots, fmts)]
         partitions = [i["partition"] for i in ingested]
-        stages = sorted({s for name in specialists for s in SPECIALIST_STAGES[name]})
+        stages = sorted(registry.stages_for(specialists))
         clip_ids = store.read("clips", partitions=partitions)["clip_id"].tolist()
         extraction = extract_features.with_options(task_runner=make_task_runner(runner, dask_address=dask_address))(
             store_root=str(store.root), stages=stages, configs=configs.get("extract"), clip_ids=clip_ids)
@@ -75,7 +73,7 @@ def train_all(
             state = train_in_flow(store, name, configs.get(name), max_epochs, partitions)
             result = state.result(raise_on_failure=False)
             if state.is_completed():
-                trained[name] = {**_reused_if_cached(state, result), **notes}
+                trained[name] = {**result, **notes}
                 logger.info("%s: %s", name, result["status"])
             elif isinstance(result, OSError) and result.errno == errno.ENOSPC:
                 raise result
@@ -84,7 +82,7 @@ def train_all(
                 logger.warning("%s could not be trained: %s", name, result)
         usable = [n for n, r in trained.items() if r["status"] != "failed"]
         fuse_state = fuse_in_flow(store, usable, partitions, fusion_draws)
-        fusion = _reused_if_cached(fuse_state, fuse_state.result())
+        fusion = fuse_state.result()
         report = report_task(str(store.root), partitions, usable)
     summary = {
         "store": str(store.root),
@@ -105,11 +103,6 @@ def train_all(
     }
     print(f"report: {report['report_dir']}/report.md")
     return summary
-
-
-def _reused_if_cached(state, result: dict) -> dict:
-    """A Prefect cache hit returns the stored result of the run that made it: say "reused"."""
-    return {**result, "status": "reused"} if state.name == "Cached" else result
 
 
 def demo_configs(configs: dict[str, dict]) -> dict[str, dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from data_catalog import Store
-from emonets.predict import STAGES_FOR
+from emonets import registry
 from emonets.train import check_specialist, make_config, max_epochs_note
 from flows.errors import raise_if_disk_full
 from flows.extract_features import run_extract_features
@@ -38,7 +38,7 @@ def train_specialist(specialist: str, store_root: str, config: dict | None = Non
                              f"run `emonets ingest DATA_ROOT --store {store.root}` first")
         clip_ids = (None if clip_partitions is None
                     else store.read("clips", partitions=clip_partitions)["clip_id"].tolist())
-        extraction = run_extract_features(str(store.root), stages=STAGES_FOR[specialist], clip_ids=clip_ids,
+        extraction = run_extract_features(str(store.root), stages=registry.stages_for([specialist]), clip_ids=clip_ids,
                                           runner=runner, dask_address=dask_address)
         raise_if_disk_full(extraction["errors"])
         if extraction["failed"]:

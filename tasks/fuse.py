@@ -1,40 +1,18 @@
 """The fuse task: fit the fusion methods on the validation predictions, write
-`fused_predictions`, save the fused bundle. Re-fits only when a prediction changed."""
+`fused_predictions`, save the fused bundle. Re-fits only when a prediction changed (the task asks
+emonets.freshness; Prefect's task cache is off)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any
-
 from prefect import task
-from prefect.cache_policies import CacheKeyFnPolicy
+from prefect.cache_policies import NO_CACHE
 
 from data_catalog import Store
-from emonets import __version__
+from emonets.freshness import bundle_path, fused_description_if_current, fused_path, fusion_inputs
 from emonets.fused_model import SELECTION_RULE, FusedModel, fit_fusion
-from emonets.fusion import FUSERS
-from tasks.train import bundle_path, partitions_fingerprint
 
 
-def fusion_inputs(store: Store, specialists: list[str], clip_partitions: list[str], n_draws: int) -> dict:
-    data = partitions_fingerprint(store, "predictions", specialists) + partitions_fingerprint(store, "clips", clip_partitions)
-    return {"data": hashlib.sha256(data.encode()).hexdigest(), "specialists": list(specialists),
-            "n_draws": n_draws, "library_version": __version__,
-            "methods": list(FUSERS), "selection": SELECTION_RULE}  # a new fuser or rule re-fits
-
-
-def fused_path(store: Store):
-    return store.path("models", "fused")
-
-
-def fuse_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    store = Store(parameters["store_root"])
-    inputs = fusion_inputs(store, parameters["specialists"], parameters["clip_partitions"], parameters["n_draws"])
-    return "fuse|" + hashlib.sha256(json.dumps([inputs, parameters["store_root"]], sort_keys=True).encode()).hexdigest()
-
-
-@task(name="fuse", cache_policy=CacheKeyFnPolicy(cache_key_fn=fuse_cache_key))
+@task(name="fuse", cache_policy=NO_CACHE)
 def fuse_task(store_root: str, specialists: list[str], clip_partitions: list[str], n_draws: int = 400_000) -> dict:
     return run_fusion(store_root, specialists, clip_partitions, n_draws)
 
@@ -44,11 +22,9 @@ def run_fusion(store_root: str, specialists: list[str], clip_partitions: list[st
     store = Store(store_root)
     inputs = fusion_inputs(store, specialists, clip_partitions, n_draws)
     path = fused_path(store)
-    desc_file = path / "bundle.json"
-    if desc_file.is_file():
-        desc = json.loads(desc_file.read_text())
-        if desc.get("inputs") == json.loads(json.dumps(inputs)):
-            return {"status": "reused", "bundle": str(path), "best_method": desc["config"]["method"],
+    desc = fused_description_if_current(store, inputs)
+    if desc is not None:
+        return {"status": "reused", "bundle": str(path), "best_method": desc["config"]["method"],
                     "metrics": desc["metrics"]}
     if not specialists:
         raise ValueError("no trained specialist to fuse")
@@ -66,19 +42,7 @@ def run_fusion(store_root: str, specialists: list[str], clip_partitions: list[st
 
 
 def fuse_in_flow(store: Store, specialists: list[str], clip_partitions: list[str], n_draws: int = 400_000):
-    """Run the fuse task in the calling flow; return its final state. A cache hit is trusted only
-    while the fused bundle in the store was fitted on these inputs (see tasks.train.train_in_flow)."""
+    """Run the fuse task in the calling flow; return its final state (the task itself reuses a
+    current fused bundle: emonets.freshness)."""
     task = fuse_task.with_options(result_storage=store.path("_prefect", "results"))
-    args = (str(store.root), specialists, clip_partitions, n_draws)
-    state = task(*args, return_state=True)
-    if state.name == "Cached" and not _fused_bundle_matches(store, specialists, clip_partitions, n_draws):
-        state = task.with_options(refresh_cache=True)(*args, return_state=True)
-    return state
-
-
-def _fused_bundle_matches(store: Store, specialists: list[str], clip_partitions: list[str], n_draws: int) -> bool:
-    desc_file = fused_path(store) / "bundle.json"
-    if not desc_file.is_file():
-        return False
-    inputs = json.loads(json.dumps(fusion_inputs(store, specialists, clip_partitions, n_draws)))
-    return json.loads(desc_file.read_text()).get("inputs") == inputs
+    return task(str(store.root), specialists, clip_partitions, n_draws, return_state=True)

@@ -12,14 +12,13 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from data_catalog import Store
+from emonets import registry
 from emonets.bundle import BundleError, replace_dir
 from emonets.extraction import work_units
 from emonets.report import build_report, flagged_splits, render_markdown
 from emonets.report_models import describe_bundle, fusion_trust
 from emonets.report_timelines import val_timeline_pngs
-from emonets.training_data import SPECIALIST_TABLE
-from tasks.fuse import fused_path
-from tasks.train import bundle_path, partitions_fingerprint
+from emonets.freshness import bundle_path, fused_path, partitions_fingerprint
 
 
 def data_fingerprints(store: Store, clips, clip_partitions: list[str], specialists: list[str]) -> dict[str, str]:
@@ -31,7 +30,8 @@ def data_fingerprints(store: Store, clips, clip_partitions: list[str], specialis
         if manifest is not None:
             out[f"clips/{key}"] = manifest.fingerprint
     unit_keys = [u.key for u in work_units(clips)] if len(clips) else []
-    for table in sorted({SPECIALIST_TABLE[s][0] for s in specialists if s in SPECIALIST_TABLE}):
+    known = set(registry.specialists())
+    for table in sorted({registry.specialist(s).table for s in specialists if s in known}):
         present = set(store.partitions(table))
         out[f"features/{table}"] = partitions_fingerprint(store, table, [k for k in unit_keys if k in present])
     for s in specialists:

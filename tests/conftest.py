@@ -34,11 +34,19 @@ def pytest_collection_finish(session):
         warm_up()
 
 
+REQUIRE_SHARED_DATA = "EMONETS_REQUIRE_SHARED_DATA"  # "1" (CI sets it): missing shared data fails
+
+
 def shared_path(*parts: str) -> Path:
-    """A path under the shared data; the test is skipped (with the reason) if it is absent."""
+    """A path under the shared data; if it is absent the test is skipped with the reason, or fails
+    with it where ``EMONETS_REQUIRE_SHARED_DATA=1`` (CI sets it), so a missing mount cannot turn
+    the shared-data tests into silent skips."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared data not found at {path} (set EMONETS_SHARED_DATA)")
+        reason = f"shared data not found at {path} (set EMONETS_SHARED_DATA)"
+        if os.environ.get(REQUIRE_SHARED_DATA) == "1":
+            pytest.fail(f"{reason}; {REQUIRE_SHARED_DATA}=1 requires it", pytrace=False)
+        pytest.skip(reason)
     return path
 
 

@@ -127,7 +127,8 @@ def test_training_is_reproducible_with_a_fixed_seed():
 
 def test_smoke_on_real_ravdess(shared):
     from emonets.labels import LABEL_INDEX
-    from emonets.mfcc import extract_mfcc, mfcc_array
+    from emonets.feature_rows import clip_array
+    from emonets.mfcc import PAPER_MFCC, extract_mfcc
 
     root = shared("ravdess-speech")
     emotions = {"05": "angry", "04": "sad"}
@@ -136,7 +137,7 @@ def test_smoke_on_real_ravdess(shared):
         for code, name in emotions.items():
             for path in sorted((root / f"Actor_{actor}").glob(f"03-01-{code}-02-*-01-{actor}.flac")):
                 clips.append(path.stem)
-                items.append(mfcc_array(extract_mfcc(path, clip_id=path.stem)))
+                items.append(clip_array("mfcc", extract_mfcc(path, clip_id=path.stem, config=PAPER_MFCC)))
                 labels.append(LABEL_INDEX[name])
     data = ClipSet(clips, items, np.array(labels))
     assert len(data) == 8

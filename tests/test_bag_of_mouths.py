@@ -7,13 +7,13 @@ import pytest
 
 from emonets.labels import LABEL_INDEX
 from emonets.specialists.bag_of_mouths import BagOfMouths, BagOfMouthsConfig, region_edges, region_patches
-from emonets.specialists.bag_of_mouths_coding import (
+from emonets.specialists.base import ClipSet
+from emonets.specialists.coding import (
     contrast_normalise,
     fit_whitening,
     nearest_centroid,
     triangle_encode,
 )
-from emonets.specialists.base import ClipSet
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():

@@ -191,18 +191,16 @@ def test_extract_features_runs_through_a_worker(server, demo):
 def test_train_all_runs_through_a_worker_and_reuses_features(server, demo):
     from data_catalog import Store
 
-    from flows.train_all import train_all
-
     data_root, ingested = demo
-    params = dict(data_roots=[str(data_root)], specialists=["audio", "face_cnn"], runner="threads", max_epochs=1)
-    if "fusion_draws" in train_all.parameters.properties:  # keep the fusion's random search small
-        params["fusion_draws"] = 2000
+    params = dict(data_roots=[str(data_root)], specialists=["audio", "face_cnn"], runner="threads", max_epochs=1,
+                  fusion_draws=2000)  # keep the fusion's random search small
     run_id = _run_deployment(server, "train-all/train-all", **params)
     log = _work_once(server, timeout=600)
     store = Store(server["store"])
     with _api(server) as client:
         run = client.read_flow_run(run_id)
         assert run.state.is_completed(), (run.state, log[-3000:])
+        assert run.parameters["fusion_draws"] == 2000 and run.parameters["specialists"] == ["audio", "face_cnn"]
         # The MFCC of the extract-features run above were reused, not recomputed.
         assert len(_task_runs_named(client, "mfcc:")) == ingested["clips"]
         assert len(_task_runs_named(client, "faces:")) == ingested["clips"]

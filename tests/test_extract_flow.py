@@ -74,7 +74,7 @@ def test_process_pool_runner_and_per_clip_problems(prefect_api, tmp_path, make_c
 
 
 def test_unknown_stage_is_a_clear_error(prefect_api, store):
-    with pytest.raises(ValueError, match="unknown stages"):
+    with pytest.raises(ValueError, match="unknown stage 'colour'"):
         run_extract_features(str(store.root), stages=["colour"], runner="threads")
 
 

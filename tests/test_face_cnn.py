@@ -15,8 +15,9 @@ from emonets.specialists.base import ClipSet
 from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
 from emonets.specialists.face_cnn_data import FaceDataModule
 from emonets.specialists.face_cnn_net import TTA_VIEWS, FaceNet, augment, to_input, tta_views
-from emonets.specialists.lightning_utils import cpu_has_fast_bf16, resolve_precision
-from emonets.train import train_specialist
+from emonets.specialists import lightning_utils
+from emonets.specialists.lightning_utils import device_settings, resolve_precision
+from emonets.train import fit_specialist
 
 torch.set_num_threads(1)
 
@@ -321,22 +322,34 @@ def test_ready_cnn_bundle_takes_prediction_settings_beside_it_and_refuses_traini
                           "label": [EMOTIONS[y] for y in labels], "media": "image"})
     features = pd.DataFrame({"clip_id": clips["clip_id"], "frame": 0, "found": True, "size": SIZE,
                              "face": [f.tobytes() for f in faces]})
-    result = train_specialist("face_cnn", clips, features, config={"cnn_bundle": str(bundle), "tta": "affine"})
+    result = fit_specialist("face_cnn", clips, features, config={"cnn_bundle": str(bundle), "tta": "affine"})
     assert result.model.config.tta == "affine"
     probs = result.predictions[[f"p_{e}" for e in EMOTIONS]].to_numpy()
     np.testing.assert_allclose(probs, trained.predict_frames(faces, tta="affine"), rtol=1e-5, atol=1e-6)
     assert result.metrics["test"]["accuracy"] >= 0.75
     with pytest.raises(ValueError, match="lr"):  # would train nothing: say so instead of ignoring it
-        train_specialist("face_cnn", clips, features, config={"cnn_bundle": str(bundle), "lr": 0.1})
+        fit_specialist("face_cnn", clips, features, config={"cnn_bundle": str(bundle), "lr": 0.1})
     with pytest.raises(ValueError, match="unknown tta"):
         FaceCNN.load(bundle).with_settings({"tta": "ten-crop"})
 
 
-def test_precision_auto_uses_bf16_only_where_the_cpu_runs_it(trained):
+@pytest.mark.parametrize("fast_bf16, expected", [(True, "bf16-mixed"), (False, "32-true")])
+def test_precision_auto_uses_bf16_only_where_the_cpu_runs_it(monkeypatch, fast_bf16, expected):
+    """The rule, stated here: "auto" is bf16 mixed on a GPU whatever the CPU, and on a CPU only
+    where it runs bf16 natively; any other value is passed through. The CPU probe is pinned each
+    way, so the expectation does not come from the code under test."""
+    monkeypatch.setattr(lightning_utils, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_precision("auto", gpu=False) == expected
+    assert resolve_precision("auto") == expected  # no GPU found
+    assert device_settings()["precision"] == expected and device_settings()["accelerator"] == "cpu"
     assert resolve_precision("auto", gpu=True) == "bf16-mixed"
-    assert resolve_precision("auto", gpu=False) == ("bf16-mixed" if cpu_has_fast_bf16() else "32-true")
     assert resolve_precision("32-true", gpu=True) == "32-true"
-    assert trained.metrics_["precision"] == resolve_precision("auto")
+    assert resolve_precision("16-mixed", gpu=False) == "16-mixed"
+    # and a fit uses (and records) the precision the rule chose
+    x, y = stripe_set(32, seed=5)
+    fit = FaceCNN(replace(TINY, max_epochs=1, svm_C=(1.0,))).fit_frames(x, y)
+    assert fit.metrics_["precision"] == expected and fit.metrics_["device"] == "cpu"
 
 
 def test_real_fer_faces_smoke(shared):

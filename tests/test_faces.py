@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from emonets.errors import MediaError, NoVideoError
-from emonets.faces import FaceConfig, extract_faces, face_array, faces_from_images
+from emonets.faces import FaceConfig, extract_faces, faces_from_images
 from emonets.faces.align import (
     align_face,
     alignment_matrix,
@@ -19,6 +19,7 @@ from emonets.faces.align import (
     template_points,
 )
 from emonets.faces.track import Box, BoxModel, FaceTracker, match, pick_main
+from emonets.feature_rows import clip_array
 
 FACE_COLUMNS = ["clip_id", "frame", "t", "found", "face", "size", "landmarks"]
 
@@ -251,7 +252,7 @@ def test_clip_without_a_face_gives_only_not_found_rows(make_clip, store):
     assert len(df) == 10 and not df["found"].any()
     assert df["frame"].tolist() == list(range(10)) and df["t"].is_monotonic_increasing
     assert result.stats["found_rate"] == 0.0 and result.stats["frames"] == 10
-    assert face_array(df).shape == (0, 48, 48)
+    assert clip_array("faces", df).shape == (0,)  # no found face: nothing to decode
     check_faces_table(df)
     store.write("faces", df, partition="noface")
     assert len(store.read("faces")) == 10
@@ -264,7 +265,7 @@ def test_real_cremad_clip_faces(shared, store):
     assert len(df) == result.stats["frames"] >= 15  # ~1.9 s at 10 fps
     assert df["found"].mean() >= 0.9
     check_faces_table(df)
-    faces = face_array(df)
+    faces = clip_array("faces", df)
     assert faces.shape == (int(df["found"].sum()), 48, 48) and faces.dtype == np.uint8
     assert faces.std() > 10  # a picture, not a flat fill
     pts = np.asarray(df[df["found"]]["landmarks"].iloc[0]).reshape(68, 2)
@@ -274,7 +275,7 @@ def test_real_cremad_clip_faces(shared, store):
     manifest = store.write("faces", df, partition="cremad-hap", config=FaceConfig().to_dict(), stats=result.stats)
     assert manifest.rows == len(df)
     back = store.read("faces", partitions=["cremad-hap"])
-    np.testing.assert_array_equal(face_array(back), faces)
+    np.testing.assert_array_equal(clip_array("faces", back), faces)
 
 
 def test_threads_get_the_same_faces_as_one_thread(shared):
@@ -287,14 +288,14 @@ def test_threads_get_the_same_faces_as_one_thread(shared):
     with ThreadPoolExecutor(2) as pool:
         both = list(pool.map(lambda _: extract_faces(path, clip_id="fea", config=config).faces, range(2)))
     for df in both:
-        np.testing.assert_array_equal(face_array(df), face_array(alone))
+        np.testing.assert_array_equal(clip_array("faces", df), clip_array("faces", alone))
         assert df["landmarks"].map(list).tolist() == alone["landmarks"].map(list).tolist()
 
 
 def test_size_is_a_config_value(shared):
     path = shared("crema-d", "1001_DFA_NEU_XX.flv")
     df = extract_faces(path, clip_id="neu", config=FaceConfig(size=64, max_frames=4)).faces
-    assert len(df) == 4 and face_array(df).shape[1:] == (64, 64)
+    assert len(df) == 4 and clip_array("faces", df).shape[1:] == (64, 64)
     check_faces_table(df, size=64)
 
 
@@ -350,13 +351,13 @@ def test_fer_images_are_faces_as_they_are(shared):
     check_faces_table(df, landmarks=False)
     assert df["found"].all() and (df["frame"] == 0).all() and result.stats["found_rate"] == 1.0
     assert all(len(lm) == 0 for lm in df["landmarks"])
-    np.testing.assert_array_equal(face_array(df.iloc[[2]]), images[2:3])
+    np.testing.assert_array_equal(clip_array("faces", df.iloc[[2]]), images[2:3])
 
 
 def test_images_are_resized_to_the_configured_size_and_checked():
     images = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
     df = faces_from_images(images, ["a", "b", "c"], config=FaceConfig(size=32)).faces
-    assert face_array(df.iloc[[0]]).shape == (1, 32, 32)
+    assert clip_array("faces", df.iloc[[0]]).shape == (1, 32, 32)
     assert len(faces_from_images(np.zeros((0, 48, 48), np.uint8), []).faces) == 0
     with pytest.raises(ValueError):
         faces_from_images(images, ["a", "b"])

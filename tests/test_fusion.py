@@ -109,7 +109,8 @@ def test_fit_fusion_on_val_and_report_on_test(tmp_path):
 
 # ---------------------------------------------------------------- edge cases and the vectorised search
 
-from emonets.fusion import _Scorer, cross_val_accuracy, load_fuser, save_fuser, unscored  # noqa: E402
+from emonets.fusion import cross_val_accuracy, unscored  # noqa: E402
+from emonets.fusion_scorer import Scorer  # noqa: E402
 
 
 def _draws(seed: int, n: int, n_spec: int) -> np.ndarray:
@@ -152,7 +153,7 @@ def test_vectorised_counts_match_the_plain_loop_with_missing_specialists():
     W[:4, :, 2] = 0.0  # a class with no weight anywhere
     W[4:8, 1, :] = 0.0  # a specialist switched off
     loop = np.array([(weighted(P, M, w).argmax(1) == y).sum() for w in W])
-    assert np.array_equal(_Scorer(P, M, y).correct(W), loop)
+    assert np.array_equal(Scorer(P, M, y).correct(W), loop)
 
 
 def test_exact_ties_follow_argmax_first_index():
@@ -166,7 +167,7 @@ def test_exact_ties_follow_argmax_first_index():
     M[5, 1] = False
     W = np.stack([np.full((2, 7), 0.5), np.array([[0.25] * 7, [0.75] * 7]), np.array([[1.0] * 7, [0.0] * 7])])
     loop = np.array([(weighted(P, M, w).argmax(1) == y).sum() for w in W])
-    assert np.array_equal(_Scorer(P, M, y).correct(W), loop)
+    assert np.array_equal(Scorer(P, M, y).correct(W), loop)
     assert loop.tolist() == [3, 3, 3]  # ties go to the lower class: 2 right, 5 wrong
 
 
@@ -174,7 +175,7 @@ def test_search_runs_in_chunks_and_keeps_the_best_draw():
     P, M, y = _complementary(n=90, seed=5)
     M[::6, 0] = False
     draws = _draws(11, 3000, 2)
-    counts = _Scorer(P, M, y).correct(draws)
+    counts = Scorer(P, M, y).correct(draws)
     fits = [RandomSearchFusion(n_draws=3000, refine_rounds=0, chunk=c, seed=11).fit(P, M, y) for c in (37, 1000, None)]
     for fit in fits:
         assert fit.correct_ == max(counts.max(), (MeanFusion().fit(P, M, y).predict_proba(P, M).argmax(1) == y).sum())
@@ -262,14 +263,16 @@ def test_predictions_to_tensor_skips_nan_rows_and_unknown_specialists():
 @pytest.mark.parametrize("fuser", [MeanFusion(), RandomSearchFusion(n_draws=500, refine_rounds=2), LearnedFusion(),
                                    LogLinearFusion()],
                          ids=lambda f: f.name)
-def test_fusers_round_trip_through_a_bundle(fuser, tmp_path):
+def test_fusers_round_trip_through_the_fused_bundle(fuser, tmp_path):
+    """Every method survives the format production saves fusers in: FusedModel's bundle (here
+    without specialist copies, so only the fuser's part of the bundle is read back)."""
     P, M, y = _complementary(n=80, seed=3)
     M[::5, 0] = False
     fuser.fit(P, M, y)
-    save_fuser(tmp_path / "fuser", fuser, specialists=["face_cnn", "audio"])
-    back, order = load_fuser(tmp_path / "fuser")
-    assert order == ["face_cnn", "audio"] and back.name == fuser.name
-    assert np.allclose(back.predict_proba(P, M), fuser.predict_proba(P, M))
+    FusedModel({}, fuser, fuser.name).save(tmp_path / "fused", specialist_bundles={})
+    back = FusedModel.load(tmp_path / "fused")
+    assert back.method == fuser.name and back.fuser.name == fuser.name and back.specialists == {}
+    assert np.allclose(back.fuser.predict_proba(P, M), fuser.predict_proba(P, M))
 
 
 def test_cross_validation_exposes_in_sample_optimism():

@@ -31,10 +31,10 @@ from emonets.jit_cache import JitCacheError, JitCacheWarning, cache_files, warm_
 _EXTRACT = r"""
 import sys
 import numpy as np, soundfile as sf
-from emonets.mfcc import AUDIO_SPECIALIST_FEATURES, extract_mfcc
+from emonets.mfcc import MfccConfig, extract_mfcc
 sr = 16000
 sf.write(sys.argv[1], (0.3 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)).astype(np.float32), sr)
-rows = extract_mfcc(sys.argv[1], clip_id="clip", config=AUDIO_SPECIALIST_FEATURES)
+rows = extract_mfcc(sys.argv[1], clip_id="clip", config=MfccConfig())
 assert len(rows) > 0 and np.isfinite(np.stack(rows["coeffs"])).all()
 print(len(rows))
 """

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from emonets.errors import MediaError, NoAudioError
-from emonets.mfcc import EXTRAS, MfccConfig, extract_mfcc, mfcc_array, mfcc_frames
+from emonets.mfcc import EXTRAS, PAPER_MFCC, MfccConfig, extract_mfcc, mfcc_frames
+from emonets.feature_rows import clip_array
 
 SR = 16000
 
@@ -27,10 +28,11 @@ def test_shape_dtype_and_finite(seconds, config):
     assert np.isfinite(feats).all()
 
 
-def test_default_is_the_papers_22_mfcc_with_deltas():
-    config = MfccConfig()
+def test_paper_mfcc_is_22_mfcc_with_deltas_and_the_default_adds_descriptors():
+    config = PAPER_MFCC
     assert (config.n_mfcc, config.sr, config.win_length, config.hop_length) == (22, 16000, 400, 160)
-    assert mfcc_frames(tone(300), sr=SR).shape[1] == 66
+    assert mfcc_frames(tone(300), sr=SR, config=config).shape[1] == 66
+    assert mfcc_frames(tone(300), sr=SR).shape[1] == MfccConfig().n_features == 87
 
 
 def test_silence_gives_finite_constant_frames():
@@ -46,7 +48,7 @@ def test_silence_gives_finite_constant_frames():
 
 
 def test_deltas_are_time_derivatives_of_the_statics():
-    config = MfccConfig()
+    config = PAPER_MFCC
     n = config.n_mfcc
     # a steady tone: statics constant in the middle, so Δ and ΔΔ vanish there
     steady = mfcc_frames(tone(500, 1.0), sr=SR, config=config)
@@ -87,8 +89,8 @@ def test_config_validates_and_round_trips():
 
 def test_extract_mfcc_on_real_cremad_flv(shared, store):
     path = shared("crema-d", "1001_DFA_ANG_XX.flv")
-    df = extract_mfcc(path, clip_id="cremad/1001_DFA_ANG_XX")
-    feats = mfcc_array(df)
+    df = extract_mfcc(path, clip_id="cremad/1001_DFA_ANG_XX", config=PAPER_MFCC)
+    feats = clip_array("mfcc", df)
     duration = df["duration"].iloc[0]
     assert 1.5 < duration < 4.0
     assert feats.shape == (len(df), 66) and abs(len(df) - duration * 100) <= 2
@@ -97,16 +99,16 @@ def test_extract_mfcc_on_real_cremad_flv(shared, store):
     np.testing.assert_allclose(df["t"].to_numpy(), np.arange(len(df)) * 0.01)
     # speech: the loudness (c0) varies a lot over the clip
     assert feats[:, 0].std() > 10
-    manifest = store.write("mfcc", df, partition=df["clip_id"].iloc[0], config=MfccConfig().to_dict())
+    manifest = store.write("mfcc", df, partition=df["clip_id"].iloc[0], config=PAPER_MFCC.to_dict())
     assert manifest.rows == len(df)
     back = store.read("mfcc")
-    np.testing.assert_array_equal(mfcc_array(back), feats)
+    np.testing.assert_array_equal(clip_array("mfcc", back), feats)
 
 
 def test_extract_mfcc_on_generated_mp4(make_clip, store):
     path = make_clip("tone.mp4", seconds=1.0)
-    df = extract_mfcc(path, clip_id="tone")
-    feats = mfcc_array(df)
+    df = extract_mfcc(path, clip_id="tone", config=PAPER_MFCC)
+    feats = clip_array("mfcc", df)
     assert feats.shape[1] == 66 and 95 <= len(df) <= 110 and np.isfinite(feats).all()
     # the 220 Hz tone is steady: its MFCC move little (relative to their size) in mid-clip
     middle = feats[20:-20, :22]
@@ -118,7 +120,7 @@ def test_extract_mfcc_on_generated_mp4(make_clip, store):
 def test_mfcc_array_restores_frame_order():
     feats = mfcc_frames(tone(300, 0.3), sr=SR)
     rows = pd.DataFrame({"frame": np.arange(len(feats))[::-1], "coeffs": list(feats[::-1])})
-    np.testing.assert_array_equal(mfcc_array(rows), feats)
+    np.testing.assert_array_equal(clip_array("mfcc", rows), feats)
 
 
 def test_clip_without_audio_raises_no_audio_error(make_clip):
@@ -147,10 +149,9 @@ def test_speed_perturbation_shortens_and_raises_pitch():
 
 
 def test_audio_specialist_features_are_the_mfcc_plus_descriptors():
-    from emonets.mfcc import AUDIO_SPECIALIST_FEATURES as rich
-
+    rich = MfccConfig()
     y = tone(300)
-    plain, more = mfcc_frames(y, sr=SR), mfcc_frames(y, sr=SR, config=rich)
+    plain, more = mfcc_frames(y, sr=SR, config=PAPER_MFCC), mfcc_frames(y, sr=SR, config=rich)
     assert more.shape == (len(plain), 87)
     # the MFCC block and its deltas are the same columns, just spread over a wider layout
     n, s = 22, rich.n_static
@@ -161,11 +162,10 @@ def test_audio_specialist_features_are_the_mfcc_plus_descriptors():
 
 def test_pipeline_extracts_the_audio_specialist_features_and_partial_configs_keep_them():
     from emonets.extraction import config_from_dict, default_config
-    from emonets.mfcc import AUDIO_SPECIALIST_FEATURES
 
-    assert default_config("mfcc") == AUDIO_SPECIALIST_FEATURES
+    assert default_config("mfcc") == MfccConfig() and MfccConfig().extras == ("energy", "pitch", "spectral")
     changed = config_from_dict("mfcc", {"hop_ms": 20.0})
-    assert changed.extras == AUDIO_SPECIALIST_FEATURES.extras and changed.hop_ms == 20.0
+    assert changed.extras == MfccConfig().extras and changed.hop_ms == 20.0
 
 
 def test_speed_copies_are_written_beside_the_clip_and_widen_only_training_sets(make_clip):
@@ -173,10 +173,10 @@ def test_speed_copies_are_written_beside_the_clip_and_widen_only_training_sets(m
     from emonets.training_data import clip_set, with_views
 
     path = make_clip("tone.mp4", seconds=1.0)
-    rows = extract_mfcc(path, clip_id="c1", config=MfccConfig(speeds=(0.9, 1.1)))
+    rows = extract_mfcc(path, clip_id="c1", config=MfccConfig(speeds=(0.9, 1.1)))  # the default
     assert sorted(set(rows["clip_id"])) == ["c1", "c1@0.9", "c1@1.1"]
     own = rows[rows["clip_id"] == "c1"]
-    np.testing.assert_array_equal(mfcc_array(own), mfcc_array(extract_mfcc(path, clip_id="c1")))
+    np.testing.assert_array_equal(clip_array("mfcc", own), clip_array("mfcc", extract_mfcc(path, clip_id="c1", config=MfccConfig(speeds=()))))
     n = rows["clip_id"].value_counts()
     assert n["c1@0.9"] > n["c1"] * 1.08 and n["c1"] > n["c1@1.1"] * 1.05  # slower copy: more frames
     duration = rows.groupby("clip_id")["duration"].first()

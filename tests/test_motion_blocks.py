@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from emonets.errors import MediaError
+from emonets.feature_rows import clip_array
 from emonets.motion_blocks import (
     MotionConfig,
-    block_array,
     extract_motion_blocks,
     iter_block_groups,
     motion_blocks_from_frames,
@@ -28,7 +28,7 @@ def test_blocks_of_a_generated_clip_fit_the_catalog(make_clip, store):
     n_frames = 30  # 2 s sampled at 15 fps
     steps = (n_frames - SMALL.depth) // SMALL.time_stride + 1
     assert len(table) == steps * rows * cols
-    blocks = block_array(table)
+    blocks = clip_array("motion_blocks", table)
     assert blocks.shape == (len(table), 10, 16, 16) and blocks.dtype == np.uint8
     assert (table["block"].to_numpy() == np.arange(len(table))).all()
     assert np.all(np.diff(table["t"].to_numpy()) >= 0)
@@ -38,7 +38,7 @@ def test_blocks_of_a_generated_clip_fit_the_catalog(make_clip, store):
     assert np.abs(np.diff(blocks.astype(int), axis=1)).mean() > 1
     store.write("motion_blocks", table, partition="moving")  # raises on a schema mismatch
     back = store.read("motion_blocks")
-    assert np.array_equal(block_array(back), blocks)
+    assert np.array_equal(clip_array("motion_blocks", back), blocks)
 
 
 def test_block_contents_are_the_frames_under_them():
@@ -46,7 +46,7 @@ def test_block_contents_are_the_frames_under_them():
     frames = rng.integers(0, 256, size=(23, 32, 48), dtype=np.uint8)
     cfg = MotionConfig(frame_size=(32, 48), block=16, depth=10, stride=8, time_stride=5, max_blocks_per_clip=None)
     table = motion_blocks_from_frames(((i / 15, f) for i, f in enumerate(frames)), clip_id="r", config=cfg)
-    blocks = block_array(table)
+    blocks = clip_array("motion_blocks", table)
     assert len(table) == 3 * 15  # block starts at frames 0, 5, 10
     for row, block in zip(table.itertuples(), blocks):
         expected = frames[row.frame : row.frame + 10, row.y : row.y + 16, row.x : row.x + 16]
@@ -67,7 +67,7 @@ def test_a_clip_shorter_than_one_block_gives_an_empty_table(make_clip):
     table = extract_motion_blocks(clip, clip_id="short", config=SMALL)
     assert len(table) == 0
     assert list(table.columns) == ["clip_id", "block", "t", "frame", "y", "x", "data", "depth", "height", "width"]
-    assert block_array(table).shape == (0, 0, 0, 0)
+    assert clip_array("motion_blocks", table).shape == (0,)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a video at all" * 100])
@@ -139,7 +139,7 @@ def test_config_round_trips_and_rejects_nonsense():
 def test_real_cremad_clip(shared):
     clip = shared("crema-d", "1001_DFA_HAP_XX.flv")
     table = extract_motion_blocks(clip, clip_id="1001_DFA_HAP_XX")
-    blocks = block_array(table)
+    blocks = clip_array("motion_blocks", table)
     cfg = MotionConfig()
     assert len(table) > 0 and blocks.shape[1:] == (cfg.depth, cfg.block, cfg.block)
     assert len(table) % (cfg.grid[0] * cfg.grid[1]) == 0

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from emonets.labels import LABEL_INDEX
-from emonets.specialists.bag_of_mouths_coding import contrast_normalise, fit_whitening
 from emonets.specialists.base import ClipSet
+from emonets.specialists.coding import contrast_normalise, fit_whitening
 from emonets.specialists.motion import MotionSpecialist, MotionSpecialistConfig, chi2_distances
 from emonets.specialists.motion_ae import SynchronyAE, train_autoencoder
 
@@ -139,11 +139,12 @@ def test_chi2_distance_by_hand():
 
 
 def test_real_cremad_blocks(shared):
-    from emonets.motion_blocks import MotionConfig, block_array, extract_motion_blocks
+    from emonets.feature_rows import clip_array
+    from emonets.motion_blocks import MotionConfig, extract_motion_blocks
 
     cfg = MotionConfig(max_blocks_per_clip=300)
     names = ("1001_DFA_HAP_XX", "1001_DFA_SAD_XX")
-    items = [block_array(extract_motion_blocks(shared("crema-d", f"{n}.flv"), clip_id=n, config=cfg)) for n in names]
+    items = [clip_array("motion_blocks", extract_motion_blocks(shared("crema-d", f"{n}.flv"), clip_id=n, config=cfg)) for n in names]
     data = ClipSet(list(names), items, np.array([LABEL_INDEX["happy"], LABEL_INDEX["sad"]]))
     model = MotionSpecialist(MotionSpecialistConfig(n_hidden=16, n_words=8, max_epochs=2, max_pca_components=32,
                                                     kmeans_iter=10)).fit(data)

@@ -7,7 +7,8 @@ import pytest
 
 from emonets.faces import FaceConfig, extract_faces, faces_from_images
 from emonets.faces.align import apply_matrix, template_points
-from emonets.mouths import MOUTH_COLUMNS, MouthConfig, mouth_array, mouths_from_faces
+from emonets.mouths import MOUTH_COLUMNS, MouthConfig, mouths_from_faces
+from emonets.feature_rows import clip_array
 
 
 def random_faces(n: int, size: int = 48, seed: int = 0) -> np.ndarray:
@@ -21,7 +22,7 @@ def test_default_patch_is_the_fixed_region_of_each_face():
     assert list(mouths.columns) == MOUTH_COLUMNS and len(mouths) == 4
     assert mouths["height"].dtype == np.int32 and mouths["frame"].dtype == np.int32
     assert mouths["clip_id"].tolist() == ["a", "b", "c", "d"]
-    patches = np.stack([mouth_array(mouths.iloc[[i]])[0] for i in range(4)])
+    patches = np.stack([clip_array("mouths", mouths.iloc[[i]])[0] for i in range(4)])
     assert patches.shape == (4, 16, 28)
     np.testing.assert_array_equal(patches, images[:, 30:46, 10:38])
 
@@ -35,7 +36,7 @@ def test_the_region_holds_the_template_mouth():
 @pytest.mark.parametrize("size,shape", [(48, (16, 28)), (96, (32, 56)), (64, (21, 37))])
 def test_region_scales_with_face_size_and_keeps_one_shape(size, shape):
     faces = faces_from_images(random_faces(3, size), ["a", "b", "c"], config=FaceConfig(size=size)).faces
-    assert mouth_array(mouths_from_faces(faces)).shape == (3, *shape)
+    assert clip_array("mouths", mouths_from_faces(faces)).shape == (3, *shape)
 
 
 def test_not_found_frames_have_no_patch_and_empty_input_is_a_typed_empty_table(store):
@@ -50,7 +51,7 @@ def test_not_found_frames_have_no_patch_and_empty_input_is_a_typed_empty_table(s
     empty = mouths_from_faces(faces[~faces["found"]])
     assert list(empty.columns) == MOUTH_COLUMNS and len(empty) == 0
     store.write("mouths", empty, partition="none")
-    assert mouth_array(empty).shape[0] == 0
+    assert clip_array("mouths", empty).shape[0] == 0
 
 
 def test_bad_region_is_rejected():
@@ -73,15 +74,15 @@ def _face_row_with_mouth_offset(dx: float, dy: float):
 def test_follow_landmarks_centres_the_box_on_the_face_own_mouth():
     faces = _face_row_with_mouth_offset(0.0, 3.0)  # an open mouth: lips lower than FER's mean
     image = np.frombuffer(faces.at[0, "face"], np.uint8).reshape(48, 48)
-    fixed = mouth_array(mouths_from_faces(faces))[0]
-    moved = mouth_array(mouths_from_faces(faces, config=MouthConfig(follow_landmarks=True)))[0]
+    fixed = clip_array("mouths", mouths_from_faces(faces))[0]
+    moved = clip_array("mouths", mouths_from_faces(faces, config=MouthConfig(follow_landmarks=True)))[0]
     np.testing.assert_array_equal(fixed, image[30:46, 10:38])
     assert moved.shape == fixed.shape
     # The least-squares alignment absorbs part of the offset; the box follows what is left.
     matches = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
                if np.array_equal(moved, image[30 + dy:46 + dy, 10 + dx:38 + dx])]
     assert matches and matches[0][0] >= 1 and matches[0][1] == 0
-    far = mouth_array(mouths_from_faces(_face_row_with_mouth_offset(0.0, 30.0),
+    far = clip_array("mouths", mouths_from_faces(_face_row_with_mouth_offset(0.0, 30.0),
                                         config=MouthConfig(follow_landmarks=True, max_shift=2)))[0]
     image_far = np.frombuffer(_face_row_with_mouth_offset(0.0, 30.0).at[0, "face"], np.uint8).reshape(48, 48)
     np.testing.assert_array_equal(far, image_far[32:48, 10:38])  # capped at max_shift (and the edge)
@@ -90,7 +91,7 @@ def test_follow_landmarks_centres_the_box_on_the_face_own_mouth():
 def test_follow_landmarks_leaves_faces_without_landmarks_alone():
     images = random_faces(2)
     faces = faces_from_images(images, ["a", "b"]).faces
-    got = mouth_array(mouths_from_faces(faces, config=MouthConfig(follow_landmarks=True)))
+    got = clip_array("mouths", mouths_from_faces(faces, config=MouthConfig(follow_landmarks=True)))
     np.testing.assert_array_equal(got, images[:, 30:46, 10:38])
 
 
@@ -99,12 +100,12 @@ def test_mouths_of_a_real_clip(shared, store):
     faces = extract_faces(path, clip_id="sad", config=FaceConfig(max_frames=8)).faces
     mouths = mouths_from_faces(faces)
     assert len(mouths) == int(faces["found"].sum()) >= 6
-    patches = mouth_array(mouths)
+    patches = clip_array("mouths", mouths)
     assert patches.shape == (len(mouths), 16, 28) and patches.dtype == np.uint8
     followed = mouths_from_faces(faces, config=MouthConfig(follow_landmarks=True))
-    assert mouth_array(followed).shape == patches.shape
+    assert clip_array("mouths", followed).shape == patches.shape
     store.write("mouths", mouths, partition="sad", config=MouthConfig().to_dict())
-    np.testing.assert_array_equal(mouth_array(store.read("mouths", partitions=["sad"])), patches)
+    np.testing.assert_array_equal(clip_array("mouths", store.read("mouths", partitions=["sad"])), patches)
     # The aligned mouth really is where the box is: its landmarks map inside the region.
     from emonets.faces.align import alignment_matrix
 

@@ -85,6 +85,37 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
     assert fourth["specialists"]["audio"]["scored"] == first["specialists"]["audio"]["scored"]
 
 
-def test_train_all_rejects_unknown_specialist(prefect_api, tmp_path):
+def test_train_all_rejects_unknown_specialist(tmp_path):
+    """Checked before anything runs: the flow's body alone (no Prefect API, no flow run, no run
+    logger) raises, and the store is never touched (no lock, no ingest)."""
     with pytest.raises(ValueError, match="unknown specialist .smell."):
-        train_all(data_roots=[str(tmp_path)], store_root=str(tmp_path / "s"), specialists=["smell"])
+        train_all.fn(data_roots=[str(tmp_path)], store_root=str(tmp_path / "s"), specialists=["smell"])
+    assert not (tmp_path / "s").exists()
+
+
+def test_shared_path_skips_when_absent_and_fails_under_ci(monkeypatch, tmp_path):
+    import conftest
+
+    def outcome(*parts):
+        """What shared_path raised; caught as BaseException, so a skip where a failure is due
+        fails this test instead of skipping it."""
+        with pytest.raises(BaseException) as caught:
+            conftest.shared_path(*parts)
+        return caught
+
+    monkeypatch.setattr(conftest, "SHARED", tmp_path)
+    (tmp_path / "fer2013").mkdir()
+    for flag in (None, "1", "0"):
+        if flag is None:
+            monkeypatch.delenv(conftest.REQUIRE_SHARED_DATA, raising=False)
+        else:
+            monkeypatch.setenv(conftest.REQUIRE_SHARED_DATA, flag)
+        assert conftest.shared_path("fer2013") == tmp_path / "fer2013"  # present: the path, either way
+    missing = f"shared data not found at {tmp_path / 'ravdess-speech'} (set EMONETS_SHARED_DATA)"
+    monkeypatch.delenv(conftest.REQUIRE_SHARED_DATA)
+    skipped = outcome("ravdess-speech")
+    assert skipped.type is pytest.skip.Exception and str(skipped.value) == missing
+    monkeypatch.setenv(conftest.REQUIRE_SHARED_DATA, "1")
+    failed = outcome("ravdess-speech")
+    assert failed.type is pytest.fail.Exception
+    assert str(failed.value) == f"{missing}; EMONETS_REQUIRE_SHARED_DATA=1 requires it"

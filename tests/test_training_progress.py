@@ -195,7 +195,7 @@ def test_a_max_epochs_that_does_not_apply_does_not_retrain(tmp_path):
     from data_catalog import Store
     from emonets.media_writer import write_video
     from tasks.ingest import ingest_root
-    from tasks.train import training_inputs
+    from emonets.freshness import training_inputs
 
     for i, label in enumerate(("Happy", "Sad")):
         folder = tmp_path / "data" / "Train" / label

@@ -6,7 +6,7 @@ imported without the detector and tracker behind ``extract_faces``.
 
 from emonets.faces.config import FaceConfig
 
-__all__ = ["FaceConfig", "FaceResult", "extract_faces", "face_array", "faces_from_images"]
+__all__ = ["FaceConfig", "FaceResult", "extract_faces", "faces_from_images"]
 
 
 def __getattr__(name: str):

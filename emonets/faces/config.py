@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+DETECTORS = ("hog", "cnn")  # dlib's HOG (CPU) and its CNN (slow without CUDA)
+
 
 @dataclass(frozen=True, kw_only=True)
 class FaceConfig:
@@ -24,9 +26,8 @@ class FaceConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def validate(self) -> None:
-        from emonets.faces.detect import DETECTORS
-
+    def __post_init__(self) -> None:
+        """Checked when made, as the other stages' configs are: a bad value fails at once."""
         if self.detector not in DETECTORS:
             raise ValueError(f"FaceConfig.detector={self.detector!r}; choose from {', '.join(DETECTORS)}")
         if self.size < 8 or self.fps <= 0 or self.detect_every < 1 or self.target_face_px < 40:

@@ -18,9 +18,9 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from emonets.faces.config import DETECTORS
 from emonets.faces.track import Box
 
-DETECTORS = ("hog", "cnn")
 
 
 _local = threading.local()

@@ -38,7 +38,6 @@ def extract_faces(path: Path | str, *, clip_id: str, config: FaceConfig = FaceCo
     """
     from emonets.faces.detect import FaceDetector
 
-    config.validate()
     detector = FaceDetector(config.detector, target_face_px=config.target_face_px,
                             search_margin=config.search_margin, search_upsample=config.search_upsample)
     tracker = FaceTracker(detector, detect_every=config.detect_every, refine=config.refine,
@@ -87,12 +86,3 @@ def faces_from_images(images: np.ndarray, clip_ids: list[str], *, config: FaceCo
     stats = {"frames": n, "found": n, "found_rate": 1.0 if n else 0.0, "second_faces_seen": 0,
              "seconds": round(time.perf_counter() - started, 3)}
     return FaceResult(_table(rows), stats)
-
-
-def face_array(faces: pd.DataFrame) -> np.ndarray:
-    """The found faces of one clip as (T, size, size) uint8, in frame order."""
-    found = faces[faces["found"]].sort_values("frame", kind="stable")
-    size = int(faces["size"].iloc[0]) if len(faces) else 48
-    if found.empty:
-        return np.zeros((0, size, size), np.uint8)
-    return np.frombuffer(b"".join(found["face"].tolist()), np.uint8).reshape(-1, size, size)

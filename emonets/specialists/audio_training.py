@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import warnings
-from pathlib import Path
-
 import lightning as L
 import torch
 from torch.nn import functional as F
@@ -16,7 +11,7 @@ from emonets.specialists.audio import AudioConfig, pool_scores
 from emonets.specialists.audio_data import ClipFrames, collate
 from emonets.specialists.audio_net import FrameMLP
 from emonets.specialists.base import N_CLASSES
-from emonets.specialists.lightning_utils import EpochTimer, progress_callbacks, quiet_lightning, read_history
+from emonets.specialists.trainer import TrainerSettings, fit_and_reload_best, work_folder
 
 
 class AudioModule(L.LightningModule):
@@ -65,36 +60,13 @@ def train_frame_net(c: AudioConfig, n_features: int, seed: int, train_items, tra
     val_loader = None
     if val_items is not None:
         val_loader = DataLoader(ClipFrames(val_items, val_labels), batch_size=64, collate_fn=collate)
-    work = Path(c.log_dir) if c.log_dir else Path(tempfile.mkdtemp(prefix="emonets-audio-"))
-    timer = EpochTimer()
-    callbacks: list[L.Callback] = [timer, *progress_callbacks("audio")]
-    checkpoint = None
-    if val_loader is not None:
-        mode = "max" if c.monitor.endswith("acc") else "min"
-        checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-            dirpath=work / f"seed{seed}" / "checkpoints", monitor=c.monitor, mode=mode, save_top_k=1)
-        callbacks += [checkpoint, L.pytorch.callbacks.EarlyStopping(monitor=c.monitor, mode=mode,
-                                                                    patience=c.patience)]
-    logger = L.pytorch.loggers.CSVLogger(work, name=f"seed{seed}", version=0)
-    try:
-        with warnings.catch_warnings(), quiet_lightning():
-            for noise in ("does not have many workers", "number of training batches", "no `val_dataloader`",
-                          "LeafSpec"):
-                warnings.filterwarnings("ignore", message=f".*{noise}.*")
-            trainer = L.Trainer(
-                max_epochs=c.max_epochs, accelerator="auto", devices=1,
-                precision="bf16-mixed" if torch.cuda.is_available() else "32-true",
-                callbacks=callbacks, logger=logger, enable_progress_bar=False, enable_model_summary=False,
-                enable_checkpointing=checkpoint is not None, num_sanity_val_steps=0, log_every_n_steps=1,
-            )
-            trainer.fit(module, train_loader, val_loader)
-        if checkpoint is not None and checkpoint.best_model_path:
-            ckpt = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-            module.load_state_dict(ckpt["state_dict"])
-        history = read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
-    finally:
-        if not c.log_dir:
-            shutil.rmtree(work, ignore_errors=True)
+    has_val = val_loader is not None
+    with work_folder(c.log_dir, "emonets-audio-") as work:
+        settings = TrainerSettings(
+            name="audio", max_epochs=c.max_epochs, log_dir=work, log_name=f"seed{seed}", log_version=0,
+            monitor=c.monitor if has_val else None, mode="max" if c.monitor.endswith("acc") else "min",
+            checkpoint_dir=work / f"seed{seed}" / "checkpoints", patience=c.patience,
+            precision="auto-gpu")  # float32 on a CPU, as these nets always trained
+        fit = fit_and_reload_best(settings, module, train_dataloaders=train_loader, val_dataloaders=val_loader)
     state = {k: v.detach().cpu().float().clone() for k, v in module.net.state_dict().items()}
-    best = None if checkpoint is None or checkpoint.best_model_score is None else float(checkpoint.best_model_score)
-    return state, {"epochs": history, "best_score": best, "seed": seed}
+    return state, {"epochs": fit.history, "best_score": fit.best_score, "seed": seed}

@@ -26,14 +26,14 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from emonets.bundle import Bundle, load_bundle, save_bundle
-from emonets.specialists.bag_of_mouths_coding import (
+from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
+from emonets.specialists.coding import (
     Whitening,
     contrast_normalise,
     fit_dictionary,
     fit_whitening,
     triangle_encode,
 )
-from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,6 +47,14 @@ class ClipSet:
         return ClipSet([self.clip_ids[i] for i in idx], [self.items[i] for i in idx], self.labels[idx])
 
 
+def labelled(cs: ClipSet | None) -> ClipSet | None:
+    """The clips of ``cs`` with a known label, or None when there are none."""
+    if cs is None:
+        return None
+    sub = cs.subset(cs.labels >= 0)
+    return sub if len(sub) else None
+
+
 class Specialist:
     """Base class: shared helpers only; each specialist implements fit/predict_proba/save/load."""
 

@@ -1,6 +1,7 @@
 """What every Lightning fit in the specialists shares: epoch timing, progress reports, quiet
-start-up, the metric history from the CSV logger, and the Trainer's device/strategy settings (one
-device, or DDP, whose process group ``ReleaseProcessGroup`` closes cleanly).
+start-up, the metric history from the CSV logger, and the Trainer's device/strategy settings with
+the one precision rule (one device, or DDP, whose process group ``ReleaseProcessGroup`` closes
+cleanly). ``emonets.specialists.trainer`` puts them together into a fit.
 """
 
 from __future__ import annotations
@@ -145,12 +146,20 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str = "auto", *, gpu: bool | None = None) -> str:
-    """"auto": bf16 mixed precision on a GPU, and on a CPU with native bf16 (1.8-2.7x faster
-    convolutions measured here); float32 otherwise. Any other value is passed to Lightning as is."""
-    if precision != "auto":
+    """The precision rule of every specialist's fit.
+
+    "auto": bf16 mixed where bf16 is native: on a GPU, and on a CPU with AVX512-BF16 / AMX
+    (1.8-2.7x faster convolutions measured here); "32-true" otherwise.
+    "auto-gpu": bf16 mixed on a GPU, "32-true" on any CPU (the audio and motion nets, whose CPU
+    fits have always run in float32; bf16 there would change their trained models).
+    Any other value ("32-true", "16-mixed", "bf16-mixed", ...) is passed to Lightning as is.
+    """
+    if precision not in ("auto", "auto-gpu"):
         return precision
     gpu = torch.cuda.is_available() if gpu is None else gpu
-    return "bf16-mixed" if gpu or cpu_has_fast_bf16() else "32-true"
+    if gpu:
+        return "bf16-mixed"
+    return "bf16-mixed" if precision == "auto" and cpu_has_fast_bf16() else "32-true"
 
 
 class ReleaseProcessGroup(L.Callback):
@@ -168,10 +177,10 @@ class ReleaseProcessGroup(L.Callback):
             torch.distributed.destroy_process_group()
 
 
-def device_settings(devices: int = 1, strategy: str = "auto", precision: str = "auto") -> dict[str, Any]:
-    """Trainer arguments for ``devices`` processes: GPUs when present, else CPU processes.
-
-    ``precision`` "auto": bf16 mixed on a GPU or a CPU that runs it natively (``resolve_precision``).
+def device_settings(devices: int = 1, strategy: str = "auto", precision: str = "auto",
+                    accelerator: str = "auto") -> dict[str, Any]:
+    """Trainer arguments for ``devices`` processes: GPUs when present (and ``accelerator`` is
+    "auto", "gpu" or "cuda"), else CPU processes; ``precision`` by ``resolve_precision``.
 
     More than one device means data-parallel training (DDP). "auto" picks ``ddp_spawn``: it
     starts its workers with multiprocessing, so it works from a Prefect task, a notebook or a
@@ -181,7 +190,7 @@ def device_settings(devices: int = 1, strategy: str = "auto", precision: str = "
     """
     if devices < 1:
         raise ValueError(f"devices must be at least 1, not {devices}")
-    gpu = torch.cuda.is_available()
+    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     if gpu and devices > torch.cuda.device_count():
         raise ValueError(f"asked for {devices} GPUs, this machine has {torch.cuda.device_count()}")
     settings: dict[str, Any] = {"accelerator": "gpu" if gpu else "cpu", "devices": devices,

@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from emonets.bundle import Bundle, load_bundle, save_bundle
-from emonets.specialists.bag_of_mouths_coding import (
+from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
+from emonets.specialists.coding import (
     Whitening,
     contrast_normalise,
     fit_dictionary,
     fit_whitening,
     nearest_centroid,
 )
-from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
 
 
 @dataclass(frozen=True, kw_only=True)

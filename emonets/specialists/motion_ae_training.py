@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -12,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from emonets.specialists.lightning_utils import EpochTimer, progress_callbacks, quiet_lightning, read_history
 from emonets.specialists.motion_ae import SynchronyAE, TrainResult, reconstruction_error
+from emonets.specialists.trainer import TrainerSettings, fit_and_reload_best, work_folder
 
 
 class SynchronyAEModule(L.LightningModule):
@@ -62,53 +60,25 @@ def train_autoencoder(x: np.ndarray, x_val: np.ndarray | None = None, *, n_hidde
     checkpoint with the lowest validation (or, without ``x_val``, training) loss is returned.
     Logs (CSV) and checkpoints go to ``work_dir`` (a temporary folder, removed, when None).
     """
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-
     L.seed_everything(seed, workers=True, verbose=False)
-    use_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    precision = "bf16-mixed" if use_gpu else "32-true"
-    device = torch.device("cuda") if use_gpu else torch.device("cpu")
-    xt = torch.as_tensor(np.asarray(x, dtype=np.float32)).to(device)
-    module = SynchronyAEModule(x.shape[1], n_hidden, lr, noise, weight_decay)
-    initial = reconstruction_error(module.net, x)
     has_val = x_val is not None and len(x_val) > 0
-    monitor = "val_loss" if has_val else "train_loss"
-    tmp = tempfile.TemporaryDirectory(prefix="motion-ae-") if work_dir is None else None
-    root = Path(tmp.name if tmp else work_dir)
-    # Lightning's deterministic=True switches torch's global flag on; put it back afterwards.
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    try:
-        timer = EpochTimer()
-        checkpoint = ModelCheckpoint(dirpath=root / "checkpoints", monitor=monitor, mode="min", save_top_k=1,
-                                     save_weights_only=True, filename="best")
-        callbacks = [timer, checkpoint, *progress_callbacks("motion")]
-        if has_val:
-            callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=patience))
-        logger = CSVLogger(root, name="motion_ae")
+    with work_folder(work_dir, "emonets-motion-ae-") as root:
+        settings = TrainerSettings(
+            name="motion", max_epochs=max_epochs, log_dir=root, log_name="motion_ae",
+            monitor="val_loss" if has_val else "train_loss", checkpoint_dir=root / "checkpoints",
+            checkpoint_name="best", weights_only_checkpoint=True, patience=patience if has_val else None,
+            precision="auto-gpu", accelerator=accelerator, deterministic=True)  # float32 on a CPU, as always
+        hardware = settings.hardware()
+        device = torch.device("cuda") if hardware["accelerator"] == "gpu" else torch.device("cpu")
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float32)).to(device)
+        module = SynchronyAEModule(x.shape[1], n_hidden, lr, noise, weight_decay)
+        initial = reconstruction_error(module.net, x)
         val_loader = None
         if has_val:
             val_loader = _loader(torch.as_tensor(np.asarray(x_val, np.float32)).to(device), 4096, shuffle=False,
                                  seed=seed)
-        with warnings.catch_warnings(), quiet_lightning():  # notes on an absent val split, internals, banners
-            warnings.filterwarnings("ignore", message=r".*(val_dataloader|LeafSpec|does not have many workers).*")
-            trainer = L.Trainer(max_epochs=max_epochs, accelerator="gpu" if use_gpu else "cpu", devices=1,
-                                precision=precision, callbacks=callbacks, logger=logger,
-                                enable_progress_bar=False, enable_model_summary=False, deterministic=True,
-                                log_every_n_steps=1, num_sanity_val_steps=0)
-            trainer.fit(module, _loader(xt, batch_size, shuffle=True, seed=seed), val_loader)
-        history = read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
-        net = SynchronyAE(x.shape[1], n_hidden)
-        if checkpoint.best_model_path:
-            state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-            net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()})
-        else:  # pragma: no cover - no epoch finished
-            net.load_state_dict(module.net.state_dict())
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
-        if tmp is not None:
-            tmp.cleanup()
-    net = net.float().cpu().eval()
-    return TrainResult(net, timer.seconds, history, initial, reconstruction_error(net, x),
-                       "gpu" if use_gpu else "cpu", precision)
+        fit = fit_and_reload_best(settings, module, train_dataloaders=_loader(xt, batch_size, shuffle=True, seed=seed),
+                                  val_dataloaders=val_loader)
+    net = module.net.float().cpu().eval()
+    return TrainResult(net, fit.epoch_seconds, fit.history, initial, reconstruction_error(net, x),
+                       hardware["accelerator"], hardware["precision"])

@@ -1,4 +1,4 @@
-"""Feature-coding steps of Coates et al. (2011), shared by bag_of_mouths and motion.
+"""Generic feature coding after Coates et al. (2011), shared by bag_of_mouths and motion.
 
 Plain numpy on (n, d) float arrays: per-row contrast normalisation, PCA whitening (fitted on
 training rows, keeping a fraction of the variance), a k-means dictionary (MiniBatchKMeans), soft
