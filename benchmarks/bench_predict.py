@@ -80,7 +80,7 @@ def split_here(video: Path, model_path: Path) -> dict:
     from emonets.video import iter_frames
 
     out: dict[str, float] = {}
-    out["startup_s"], _ = wall([sys.executable, "-c", "import flows.cli"])
+    out["startup_s"], _ = wall([sys.executable, "-c", "import cli.main"])
     ensure_warm()
     with tempfile.TemporaryDirectory(prefix="bench-split-") as tmp:
         manifest = Path(tmp) / "request.csv"

@@ -16,14 +16,14 @@ from data_catalog import Store, default_store_root
 from emonets.paths import portable_path, to_fs
 from emonets.prediction_run import evaluate_root, predict_videos
 from flows.extract_features import extract_features
-from flows.locking import evaluate_store, exclusive_store, predict_store
-from flows.runners import make_task_runner
+from flows.runtime.locking import evaluate_store, exclusive_store, predict_store
+from flows.runtime.runners import make_task_runner
 from emonets.freshness import fused_path
 
 
 def flow_extractor(runner: str, dask_address: str | None = None, progress=None):
     """An extractor (emonets.prediction_run.Extractor) that runs the extract-features flow."""
-    from flows.progress import reporting_progress
+    from flows.runtime.progress import reporting_progress
 
     def extract(store: Store, clips, stages: list[str]) -> dict:
         with reporting_progress(progress):

@@ -16,10 +16,10 @@ from prefect import flow, get_run_logger
 from data_catalog import Store, default_store_root
 from emonets import registry
 from emonets.train import max_epochs_note
-from flows.errors import raise_if_disk_full
+from emonets.errors import raise_if_disk_full
 from flows.extract_features import extract_features
-from flows.locking import exclusive_store
-from flows.runners import make_task_runner
+from flows.runtime.locking import exclusive_store
+from flows.runtime.runners import make_task_runner
 from tasks.fuse import fuse_in_flow
 from tasks.ingest import ingest_root
 from tasks.report import report_task

@@ -8,9 +8,9 @@ from prefect import flow, get_run_logger
 from data_catalog import Store
 from emonets import registry
 from emonets.train import check_specialist, make_config, max_epochs_note
-from flows.errors import raise_if_disk_full
+from emonets.errors import raise_if_disk_full
 from flows.extract_features import run_extract_features
-from flows.locking import exclusive_store
+from flows.runtime.locking import exclusive_store
 from tasks.train import train_in_flow
 
 
@@ -22,7 +22,7 @@ def train_specialist(specialist: str, store_root: str, config: dict | None = Non
     on split train (tuned on val) and write its predictions.
 
     ``clip_partitions`` limits both to those data roots' clips (default: every ingested root);
-    ``runner`` is the extraction's task runner (flows.runners). Training runs in this flow's
+    ``runner`` is the extraction's task runner (flows.runtime.runners). Training runs in this flow's
     process (a direct task call), whatever the runner. ``notes`` in the summary say what was
     asked but does not apply (``max_epochs`` for a specialist without epochs).
     """

@@ -19,10 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 from data_catalog import Store
-from flows.cli import app
+from cli.main import app
 
 REPO = Path(__file__).resolve().parents[1]
-EMONETS = [sys.executable, "-m", "flows.cli"]
+EMONETS = [sys.executable, "-m", "cli.main"]
 runner = CliRunner()
 
 
@@ -185,7 +185,8 @@ def test_an_estimator_file_holding_an_untrusted_type_is_refused(tmp_path):
 
 
 def test_known_failures_map_to_one_line():
-    from flows.errors import describe, disk_full_in
+    from cli.errors import describe
+    from emonets.errors import disk_full_in
 
     try:
         try:

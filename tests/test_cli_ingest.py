@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from data_catalog import Store
-from flows.cli import app
+from cli.main import app
 
 runner = CliRunner()
 
@@ -45,3 +45,29 @@ def test_ingest_bad_root_and_format(tmp_path):
     assert missing.exit_code == 2 and "does not exist" in missing.output
     bad = runner.invoke(app, ["ingest", str(tmp_path), "--format", "wav"])
     assert bad.exit_code != 0 and "unknown format" in bad.output
+
+
+def test_ingest_through_its_flow_writes_what_the_inline_path_writes(prefect_api, shared, tmp_path):
+    """`--runner flow` (what `auto` picks when a Prefect API is configured) runs the `ingest` flow:
+    the same clips table and summary as the inline path, and the run is recorded."""
+    from prefect.client.orchestration import get_client
+
+    flowed = runner.invoke(app, ["ingest", str(shared("crema-d")), "--store", str(tmp_path / "a"), "--runner", "flow"])
+    inline = runner.invoke(app, ["ingest", str(shared("crema-d")), "--store", str(tmp_path / "b"), "--runner", "inline"])
+    assert flowed.exit_code == 0 and inline.exit_code == 0, flowed.output + inline.output
+    a, b = (json.loads(r.output.strip().splitlines()[-1]) for r in (flowed, inline))
+    assert {k: v for k, v in a.items() if k not in ("seconds", "store")} == \
+        {k: v for k, v in b.items() if k not in ("seconds", "store")}
+    keys = ["clip_id", "sha256", "label", "split"]
+    assert Store(tmp_path / "a").read("clips")[keys].equals(Store(tmp_path / "b").read("clips")[keys])
+
+    async def ingest_runs() -> int:
+        async with get_client() as client:
+            return len([r for r in await client.read_flow_runs() if r.name and
+                        (await client.read_flow(r.flow_id)).name == "ingest"])
+
+    import asyncio
+
+    assert asyncio.run(ingest_runs()) >= 1
+    bad = runner.invoke(app, ["ingest", str(shared("crema-d")), "--store", str(tmp_path / "c"), "--runner", "pool"])
+    assert bad.exit_code == 2 and "runner" in bad.output

@@ -198,7 +198,7 @@ def test_refuses_a_foreign_folder_and_removes_stale_clips(sources, tmp_path):
 
 
 def test_compose_command(sources, tmp_path):
-    from flows.compose_cmd import compose
+    from cli.compose_cmd import compose
 
     faces, speech = _small_sources(tmp_path, sources)
     app = typer.Typer()

@@ -112,7 +112,7 @@ def test_killed_run_loses_nothing_finished_and_leaves_no_half_partition(tmp_path
 
 
 def test_dask_runner_local_cluster_and_unreachable_address(prefect_api, tmp_path, make_clip, store):
-    from flows.runners import RunnerUnavailableError
+    from flows.runtime.runners import RunnerUnavailableError
 
     _ingest(_dataset(tmp_path, make_clip, n=2), store)
     summary = run_extract_features(str(store.root), stages=["mfcc"], runner="dask")

@@ -26,8 +26,8 @@ from emonets.prediction_run import evaluate_root, predict_videos, request_manife
 from emonets.specialists.audio import AudioConfig, AudioSpecialist
 from emonets.specialists.audio_net import FrameMLP
 from emonets.video_list import expand_videos
-from flows.cli import app
-from flows.runners import interactive_runner, prefect_api_configured
+from cli.main import app
+from flows.runtime.runners import interactive_runner, prefect_api_configured
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ _RUN = ("import atexit, json, os, sys\n"
         "atexit.register(report)\n"
         "leave = os._exit\n"
         "os._exit = lambda code: (report(), leave(code))\n"
-        "from flows.cli import main\nsys.argv[0] = 'emonets'\nmain()\n")
+        "from cli.main import main\nsys.argv[0] = 'emonets'\nmain()\n")
 
 
 def test_predict_runs_in_this_process_without_prefect_and_reuses_its_results(videos, model, tmp_path):

@@ -59,7 +59,7 @@ class Command:
 def emonets(*args, home: Path) -> Command:
     """The command as a user runs it (the installed script), in its own Prefect home."""
     exe = Path(sys.executable).with_name("emonets")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "flows.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cli.main"]
     env = {**os.environ, "PREFECT_HOME": str(home), "COLUMNS": "200"}
     started = time.perf_counter()
     done = subprocess.run([*map(os.fsencode, cmd), *map(os.fsencode, map(str, args))], cwd=REPO, env=env,

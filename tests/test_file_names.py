@@ -115,7 +115,7 @@ def test_cli_ingest_as_users_run_it(tmp_path, make_clip):
     empty.parent.mkdir()
     empty.write_bytes(b"")
     exe = Path(sys.executable).with_name("emonets")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "flows.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cli.main"]
     store_dir = tmp_path / "store"
     env = {**os.environ, "COLUMNS": "200"}
     done = subprocess.run([*map(os.fsencode, cmd), b"ingest", os.fsencode(root), b"--store", os.fsencode(store_dir),

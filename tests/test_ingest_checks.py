@@ -221,7 +221,7 @@ def test_missing_unreadable_and_non_utf8_csvs(tmp_path):
 
 
 def test_the_cli_prints_the_csv_error_and_exits_2(tmp_path):
-    from flows.cli import app
+    from cli.main import app
 
     (tmp_path / "manifest.csv").write_bytes("path\nb\u00e9.mp4\n".encode("latin-1"))
     result = CliRunner().invoke(app, ["ingest", str(tmp_path), "--format", "csv", "--store", str(tmp_path / "s")])

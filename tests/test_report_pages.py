@@ -256,7 +256,7 @@ def test_confusion_plot_names_classes_in_full():
 def test_console_view_fits_80_columns_and_shows_no_markdown_images(built):
     from rich.console import Console
 
-    from flows.report_view import render_report
+    from cli.report_view import render_report
 
     report, out = built
     console = Console(width=80, record=True, file=io.StringIO(), color_system=None)

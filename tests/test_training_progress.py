@@ -153,7 +153,7 @@ def test_max_epochs_note_names_the_specialists_it_does_not_apply_to():
 def test_the_rich_view_shows_each_specialist(monkeypatch, terminal):
     from rich.console import Console
 
-    import flows.progress as view
+    import cli.progress as view
 
     out = io.StringIO()
     monkeypatch.setattr(view, "console", Console(file=out, width=200, force_terminal=terminal, color_system=None))
@@ -169,7 +169,9 @@ def test_the_rich_view_shows_each_specialist(monkeypatch, terminal):
         worker = threading.Thread(target=train)
         worker.start()
         worker.join()
-        view.current_progress()(3, 8)  # extraction's callback, as the extract flow finds it
+        from flows.runtime.progress import current_progress
+
+        current_progress()(3, 8)  # extraction's callback, as the extract flow finds it
     assert progress.ENV not in os.environ
     text = out.getvalue()
     if not terminal:  # a pipe or a log: the rows are not left in it (the command's lines say the outcome)
@@ -180,7 +182,7 @@ def test_the_rich_view_shows_each_specialist(monkeypatch, terminal):
 
 
 def test_training_detail_and_time_left():
-    from flows.progress import training_detail
+    from cli.progress import training_detail
 
     state = progress.SpecialistProgress("face_cnn", fits=1, fit=1, epoch=4, max_epochs=30, metric="val_acc",
                                         value=0.5123, seconds=[60.0] * 4, fitting=True, last_t=1000.0)

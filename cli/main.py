@@ -2,7 +2,7 @@
 
 Each command checks its arguments (names, paths, bundles, JSON) and takes the store's lock before
 it imports Prefect, so a mistake or a busy store is reported within a second; failures known to
-happen (flows.errors) are one line ``error: …`` with exit status 2 (usage) or 1 (the run failed).
+happen (cli.errors) are one line ``error: …`` with exit status 2 (usage) or 1 (the run failed).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from emonets import registry
 # (PREFECT_LOGGING_LEVEL=INFO brings them back).
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from flows.compose_cmd import compose
-from flows.console import console, json_safe, print_json_line, print_problems, print_table, safe
-from flows.errors import RUN_FAILED, choice, cli_run, raise_if_disk_full
+from cli.compose_cmd import compose
+from cli.console import console, json_safe, print_json_line, print_problems, print_table, safe
+from cli.errors import RUN_FAILED, choice, cli_run
+from emonets.errors import raise_if_disk_full
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="EmoNets: multimodal emotion recognition in video. Exit status: 0 done; 1 the run "
@@ -146,7 +147,7 @@ def _csv_of(root: Path) -> Optional[Path]:
 
 
 def _check_runner(runner: str, dask_address: Optional[str]) -> None:
-    from flows.runners import RUNNERS, check_dask_address
+    from flows.runtime.runners import RUNNERS, check_dask_address
 
     choice(runner, RUNNERS, "runner")
     if runner == "dask" and dask_address:
@@ -161,17 +162,28 @@ def ingest(
     calm: str = typer.Option("drop", help="RAVDESS 'calm': drop | neutral"),
     allow_outside: bool = typer.Option(False, "--allow-outside",
                                        help="follow CSV manifest paths that leave the manifest's folder"),
+    runner: str = typer.Option("auto", help="inline (this process, no Prefect) | flow (a recorded Prefect "
+                                            "run); auto: inline unless a Prefect API is configured"),
 ) -> None:
     """Discover the labelled clips under ROOT and write the `clips` table."""
     from emonets.datasets import FORMATS
+    from flows.runtime.runners import interactive_runner
 
     with cli_run(flows=False, csv_file=_csv_of(root)):
         choice(format, FORMATS, "format")
+        mode = choice(runner, ("auto", "inline", "flow"), "runner")
+        if mode == "auto":  # a configured Prefect API records the run
+            mode = "inline" if interactive_runner("auto") == "inline" else "flow"
         home = _store(store)
-        with cli_run(lock=home, flows=False, csv_file=_csv_of(root)):
-            from emonets.ingest_store import ingest_into_store
+        with cli_run(lock=home, flows=mode != "inline", csv_file=_csv_of(root)):
+            if mode == "inline":
+                from emonets.ingest_store import ingest_into_store
 
-            summary = ingest_into_store(str(root), str(home.root), format, calm, allow_outside)
+                summary = ingest_into_store(str(root), str(home.root), format, calm, allow_outside)
+            else:
+                from flows.ingest import ingest as ingest_flow
+
+                summary = ingest_flow(str(root), str(home.root), format, calm, allow_outside)
     _show_ingest(summary)
     summary.pop("problem_rows")
     print_json_line(summary)
@@ -225,7 +237,7 @@ def extract(
         home = _ingested_store(store)
     with cli_run(lock=home):
         from flows.extract_features import run_extract_features
-        from flows.progress import rich_progress
+        from cli.progress import rich_progress
 
         with rich_progress("extracting") as progress:
             summary = run_extract_features(str(home.root), stages=wanted, runner=runner,
@@ -271,7 +283,7 @@ def train(
         home = _ingested_store(store)
     with cli_run(lock=home):
         from emonets.bundle import copy_bundle
-        from flows.progress import training_progress
+        from cli.progress import training_progress
         from flows.train_specialist import train_specialist
 
         with training_progress():
@@ -320,7 +332,7 @@ def train_all_cmd(
         _check_runner(runner, dask_address)
         home = _store(store)
     with cli_run(lock=home, csv_file=_csv_of(roots[0]) if roots and len(roots) == 1 else None):
-        from flows.progress import training_progress
+        from cli.progress import training_progress
         from flows.train_all import train_all
 
         with training_progress():
@@ -397,11 +409,11 @@ def predict(
     import json
     import time
 
-    from flows.locking import predict_store
+    from flows.runtime.locking import predict_store
 
     started = time.perf_counter()
     with cli_run(flows=False):
-        from flows.runners import INTERACTIVE_RUNNERS, interactive_runner
+        from flows.runtime.runners import INTERACTIVE_RUNNERS, interactive_runner
 
         choice(runner, INTERACTIVE_RUNNERS, "runner")
         if runner == "dask" and dask_address:
@@ -494,7 +506,7 @@ def _predict_inline(videos: list[str], bundle: Path, work, *, progress: bool, ex
 
     if not progress:
         return predict_videos(videos, str(bundle), work, extra_stages=extra_stages)
-    from flows.progress import rich_progress
+    from cli.progress import rich_progress
 
     with rich_progress("extracting") as update:
         return predict_videos(videos, str(bundle), work, extra_stages=extra_stages,
@@ -561,11 +573,11 @@ def evaluate(
     """Ingest and extract DATA_ROOT as needed, then print accuracy, macro-F1 and the confusion matrix
     (the model's, and each specialist's on the clips it could score)."""
     from emonets.labels import EMOTIONS
-    from flows.locking import evaluate_store
+    from flows.runtime.locking import evaluate_store
 
     with cli_run(flows=False):
         from emonets.datasets import FORMATS
-        from flows.runners import INTERACTIVE_RUNNERS, interactive_runner
+        from flows.runtime.runners import INTERACTIVE_RUNNERS, interactive_runner
 
         choice(format, FORMATS, "format")
         choice(runner, INTERACTIVE_RUNNERS, "runner")
@@ -602,7 +614,7 @@ def report(store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP
     import json
 
     from data_catalog import Store
-    from flows.report_view import render_report
+    from cli.report_view import render_report
 
     latest = Store(store_root(store)).path("reports", "latest")
     if not (latest / "report.json").is_file():

@@ -22,29 +22,8 @@ from rich.progress import (
 from rich.text import Text
 
 from emonets.training_progress import EventReader, SpecialistProgress, TrainingBoard, reporting_to
-from flows.console import console
-
-
-# The progress callback of the run in this process. A callable can't be a flow parameter
-# (parameters are serialised for the Prefect API), so flows look it up here instead.
-_callbacks: list[Callable[[int, int], None]] = []
-
-
-def current_progress() -> Callable[[int, int], None] | None:
-    return _callbacks[-1] if _callbacks else None
-
-
-@contextmanager
-def reporting_progress(callback: Callable[[int, int], None] | None) -> Iterator[None]:
-    """Make ``callback`` the current progress callback for the duration of the block."""
-    if callback is None:
-        yield
-        return
-    _callbacks.append(callback)
-    try:
-        yield
-    finally:
-        _callbacks.remove(callback)
+from cli.console import console
+from flows.runtime.progress import reporting_progress
 
 
 class RateColumn(ProgressColumn):

@@ -23,7 +23,6 @@ import errno
 import logging
 import os
 import pickle
-import re
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -36,7 +35,7 @@ def fail(message: str, code: int = USER_ERROR):
     """Print ``error: message`` (one line) and end the command with ``code``."""
     import typer
 
-    from flows.console import console, safe
+    from cli.console import console, safe
 
     console.print(f"[bold red]error:[/] {safe(one_line(message))}", soft_wrap=True)
     raise typer.Exit(code)
@@ -93,25 +92,6 @@ def describe(exc: BaseException, *, csv_file: Path | str | None = None) -> tuple
     return None
 
 
-_ERRNO_28 = re.compile(r"\[Errno 28\][^:']*(?::\s*'([^']*)')?")
-
-
-def disk_full_in(messages: Iterable[str]) -> OSError | None:
-    """The disk-full error among the failures of a run's tasks (as their messages say it), if any."""
-    for text in messages:
-        hit = _ERRNO_28.search(str(text))
-        if hit:
-            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), hit.group(1))
-    return None
-
-
-def raise_if_disk_full(messages: Iterable[str]) -> None:
-    """Stop a run whose tasks failed for want of space (carrying on would only fail again, less clearly)."""
-    err = disk_full_in(messages)
-    if err is not None:
-        raise err
-
-
 class _HeldPrefectErrors(logging.Filter):
     """Holds back Prefect's ERROR records (failed task and flow runs, with tracebacks) from the console.
 
@@ -160,12 +140,12 @@ def cli_run(*, lock=None, csv_file: Path | str | None = None, flows: bool = True
     """The body of a command: known failures become one line and an exit code (see the module doc).
 
     ``lock`` (a Store) is locked first, before Prefect is imported, so a busy store is refused at
-    once; flows started inside take the same lock again (flows.locking is re-entrant per process).
+    once; flows started inside take the same lock again (flows.runtime.locking is re-entrant per process).
     ``flows``: the block runs Prefect flows (their console ERROR records are held back).
     """
     import typer
 
-    from flows.locking import exclusive_store
+    from flows.runtime.locking import exclusive_store
 
     try:
         with exclusive_store(lock) if lock is not None else nullcontext():

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from flows.console import console, print_json_line, print_problems, print_table
+from cli.console import console, print_json_line, print_problems, print_table
 
 
 def compose(

@@ -1,0 +1,1 @@
+"""What the flows run on: task runners, the store lock, the progress hook (no flows here)."""
