@@ -27,10 +27,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emonets.audio import load_audio  # noqa: E402
+from emonets.media.audio_io import load_audio  # noqa: E402
 from emonets.labels import EMOTIONS, LABEL_INDEX  # noqa: E402
-from emonets.mfcc import PAPER_MFCC, MfccConfig, mfcc_frames, speed_perturb  # noqa: E402
-from emonets.specialists.audio import AudioConfig, AudioSpecialist  # noqa: E402
+from emonets.features.mfcc import PAPER_MFCC, MfccConfig, mfcc_frames, speed_perturb  # noqa: E402
+from emonets.specialists.audio.model import AudioConfig, AudioSpecialist  # noqa: E402
 from emonets.specialists.base import ClipSet  # noqa: E402
 
 # RAVDESS emotion codes (3rd field of the file name); 02 calm is not an EmoNets class: dropped.

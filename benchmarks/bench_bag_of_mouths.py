@@ -1,6 +1,6 @@
 """Bag of mouths on FER-2013: train on the mouth region of the train faces, score FER-2013 val.
 
-The mouth region is the one ``emonets.mouths`` cuts from an aligned 48x48 face (rows 30..46,
+The mouth region is the one ``emonets.features.mouths`` cuts from an aligned 48x48 face (rows 30..46,
 cols 10..38 unless its MouthConfig says otherwise). Prints a table, then one JSON line.
 
     nice -n 10 .venv/bin/python benchmarks/bench_bag_of_mouths.py [--per-class N] [--centroids K] ...
@@ -17,18 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from emonets.images import load_grey_images
+from emonets.media.images import load_grey_images
 from emonets.labels import EMOTIONS, LABEL_INDEX
-from emonets.specialists.bag_of_mouths import BagOfMouths, BagOfMouthsConfig
+from emonets.specialists.bag_of_mouths.model import BagOfMouths, BagOfMouthsConfig
 from emonets.specialists.base import ClipSet
 
 SHARED = Path(os.environ.get("EMONETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def mouth_region() -> tuple[slice, slice]:
-    """Rows and columns of the mouth in an aligned 48x48 face (from emonets.mouths when present)."""
+    """Rows and columns of the mouth in an aligned 48x48 face (from emonets.features.mouths when present)."""
     try:
-        from emonets.mouths import MouthConfig
+        from emonets.features.mouths import MouthConfig
 
         cfg = MouthConfig()
         rows = getattr(cfg, "rows", None)

@@ -23,7 +23,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
 def main() -> None:
-    from emonets.compose import compose_dataset
+    from emonets.datasets.compose.dataset import compose_dataset
     from flows.predict import predict
     from flows.train_all import train_all
 

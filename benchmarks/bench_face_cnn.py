@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emonets.evaluation import metrics_dict  # noqa: E402
-from emonets.images import load_grey_images  # noqa: E402
+from emonets.media.images import load_grey_images  # noqa: E402
 from emonets.labels import EMOTIONS, LABEL_INDEX  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def seconds_per_epoch(config, n_train: int, batches: int = 6) -> float:
     import torch
     from torch.nn import functional as F
 
-    from emonets.specialists.face_cnn_net import FaceNet, augment, to_input
+    from emonets.specialists.face_cnn.net import FaceNet, augment, to_input
     from emonets.specialists.lightning_utils import resolve_precision
 
     bf16 = resolve_precision(config.precision, gpu=False).startswith("bf16")  # the probe runs on the CPU
@@ -81,8 +81,8 @@ def seconds_per_epoch(config, n_train: int, batches: int = 6) -> float:
 
 
 def main() -> None:
-    from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
-    from emonets.specialists.face_cnn_net import TTA_VIEWS
+    from emonets.specialists.face_cnn.model import FaceCNN, FaceCNNConfig
+    from emonets.specialists.face_cnn.net import TTA_VIEWS
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("EMONETS_SHARED_DATA", REPO.parent / "shared" / "data")) / "fer2013")

@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_face_cnn import load_split, print_confusion  # noqa: E402
 
 from emonets.evaluation import metrics_dict  # noqa: E402
-from emonets.specialists.face_cnn import FaceCNN  # noqa: E402
-from emonets.specialists.face_cnn_net import TTA_VIEWS  # noqa: E402
+from emonets.specialists.face_cnn.model import FaceCNN  # noqa: E402
+from emonets.specialists.face_cnn.net import TTA_VIEWS  # noqa: E402
 
 
 def main() -> None:

@@ -33,10 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emonets.faces import FaceConfig, extract_faces  # noqa: E402
-from emonets.faces.align import ANCHORS, FER_SIZE, anchor_points  # noqa: E402
-from emonets.video import iter_frames  # noqa: E402
-from emonets.feature_rows import clip_array
+from emonets.features.faces import FaceConfig, extract_faces  # noqa: E402
+from emonets.features.faces.align import ANCHORS, FER_SIZE, anchor_points  # noqa: E402
+from emonets.media.video import iter_frames  # noqa: E402
+from emonets.features.rows import clip_array
 
 SHARED = Path(os.environ.get("EMONETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -190,7 +190,7 @@ def derive_template(n: int) -> dict:
     """Mean anchor positions of the dlib 68-point predictor on FER-2013 train images (48 px frame)."""
     from PIL import Image
 
-    from emonets.faces.detect import FaceDetector
+    from emonets.features.faces.detect import FaceDetector
 
     det = FaceDetector("hog")
     files = sorted(glob.glob(str(SHARED / "fer2013" / "train" / "*" / "*.jpg")))

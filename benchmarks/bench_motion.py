@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from emonets.labels import EMOTIONS, LABEL_INDEX, normalise_label
-from emonets.motion_blocks import MotionConfig, motion_blocks_from_frames
+from emonets.features.motion_blocks import MotionConfig, motion_blocks_from_frames
 from emonets.specialists.base import ClipSet
-from emonets.specialists.motion import MotionSpecialist, MotionSpecialistConfig
-from emonets.video import iter_frames
-from emonets.feature_rows import clip_array
+from emonets.specialists.motion.model import MotionSpecialist, MotionSpecialistConfig
+from emonets.media.video import iter_frames
+from emonets.features.rows import clip_array
 
 SHARED = Path(os.environ.get("EMONETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

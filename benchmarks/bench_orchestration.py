@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--poll", type=int, default=10, help="worker poll interval, s (Prefect's default 10)")
     args = ap.parse_args()
 
-    from emonets.demo_data import make_demo_dataset
+    from emonets.datasets.demo.dataset import make_demo_dataset
     from tasks.ingest import ingest_root
 
     tmp = Path(tempfile.mkdtemp(prefix="emonets-bench-orch-"))

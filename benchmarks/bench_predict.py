@@ -73,11 +73,11 @@ def split_here(video: Path, model_path: Path) -> dict:
     """The split's parts, timed one after another in this process."""
     import pandas as pd
 
-    from emonets.extraction import default_config, run_faces, run_mfcc, run_motion, run_mouths, work_units
+    from emonets.features.extraction import default_config, run_faces, run_mfcc, run_motion, run_mouths, work_units
     from emonets.ingest_store import ingest_into_store
-    from emonets.jit_cache import ensure_warm
+    from emonets.features.jit_cache import ensure_warm
     from emonets.predict import load_model, predict_clips
-    from emonets.video import iter_frames
+    from emonets.media.video import iter_frames
 
     out: dict[str, float] = {}
     out["startup_s"], _ = wall([sys.executable, "-c", "import cli.main"])

@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", type=Path, help="bundles to predict with (default: the shipped one)")
     args = ap.parse_args()
     from data_catalog import Store
-    from emonets.extract_local import extract_clips
+    from emonets.features.local import extract_clips
     from emonets.ingest_store import ingest_into_store
     from emonets.predict import load_model, predict_clips
 

@@ -28,7 +28,7 @@ def compose(
     same emotion, as an AFEW-style tree OUT/<Train|Val|Test>/<Emotion>/*.mp4."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from emonets.compose import SPLIT_MODES, compose_dataset
+    from emonets.datasets.compose.dataset import SPLIT_MODES, compose_dataset
 
     if split not in SPLIT_MODES:
         raise typer.BadParameter(f"choose one of {', '.join(SPLIT_MODES)}", param_hint="--split")

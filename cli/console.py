@@ -1,7 +1,7 @@
 """Console output shared by the CLI commands: Rich tables, and one JSON object as the last line.
 
 Every value printed here goes through :func:`safe`: file names and other data-derived text are
-shown escaped (emonets.paths.display_text: a non-UTF-8 byte as ``\\xff``, a newline as
+shown escaped (emonets.media.paths.display_text: a non-UTF-8 byte as ``\\xff``, a newline as
 ``\\n``), so they can neither crash a UTF-8 stdout nor break a table's lines, and Rich markup
 in them (a file called ``[red]x.mp4``) is printed as it is, not interpreted.
 """
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from emonets.paths import display_text
+from emonets.media.paths import display_text
 
 console = Console(stderr=False, highlight=False)
 

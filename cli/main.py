@@ -342,7 +342,7 @@ def train_all_cmd(
                                 fusion_draws=fusion_draws)
     rows = [[name, info["status"], info.get("scored", ""), summary["test_accuracy"].get(name, "—")]
             for name, info in summary["specialists"].items()]
-    from emonets.fusion import FUSERS
+    from emonets.fusion.fusers import FUSERS
 
     rows += [[m, "fusion", "", summary["test_accuracy"].get(m, "—")] for m in FUSERS]
     print_table("train-all", ["model", "status", "scored", "test accuracy"], rows)
@@ -424,8 +424,8 @@ def predict(
                                          (annotate, (".mp4",), "--annotate")):
             if target is not None and target.suffix.lower() not in suffixes:
                 raise ValueError(f"{option} {target}: give a file name ending in {' or '.join(suffixes)}")
-        from emonets.paths import display_path, portable_path
-        from emonets.video_list import expand_videos
+        from emonets.media.paths import display_path, portable_path
+        from emonets.media.video_list import expand_videos
 
         # Results come back keyed by the display form of each path (valid text, as `clips.path`);
         # the work gets the portable form (a name that is not UTF-8 can't be a flow parameter).
@@ -487,7 +487,7 @@ def _model_bundle(model: Optional[Path], home) -> Path:
     bundle = fused_path(home)
     if (bundle / "bundle.json").is_file():
         return bundle
-    from emonets.paths import display_text
+    from emonets.media.paths import display_text
     from emonets.release import shipped
 
     released = shipped("fused") or shipped("face_cnn")
@@ -501,7 +501,7 @@ def _model_bundle(model: Optional[Path], home) -> Path:
 
 def _predict_inline(videos: list[str], bundle: Path, work, *, progress: bool, extra_stages: tuple[str, ...] = ()):
     """The fast path: the library in this process, extraction in guarded children, no Prefect."""
-    from emonets.extract_local import extract_clips
+    from emonets.features.local import extract_clips
     from emonets.prediction_run import predict_videos
 
     if not progress:

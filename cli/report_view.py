@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from emonets.labels import EMOTIONS
-from emonets.paths import display_text
+from emonets.media.paths import display_text
 
 HASH_CHARS = 12
 

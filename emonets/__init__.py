@@ -4,10 +4,10 @@ The pure library: dataset readers, decoding, faces, mouths, MFCC, motion blocks,
 specialists, fusion and evaluation. It never imports Prefect; `tasks/` and `flows/` wire it in.
 
 First thing on import: numba's JIT cache goes to the project's own folder (see
-:mod:`emonets.jit_cache`), before anything can import numba or librosa.
+:mod:`emonets.features.jit_cache`), before anything can import numba or librosa.
 """
 
-from emonets import jit_cache as _jit_cache
+from emonets.features import jit_cache as _jit_cache
 
 _jit_cache.configure()
 

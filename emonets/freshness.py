@@ -49,7 +49,7 @@ def bundle_path(store: Store, specialist: str) -> Path:
 
 def training_scope(store: Store, specialist: str, clip_partitions: list[str] | None) -> tuple[list[str], list[str]]:
     """(clips partitions, feature partitions) a specialist trains on: the given data roots'."""
-    from emonets.extraction import work_units
+    from emonets.features.extraction import work_units
 
     clip_keys = store.partitions("clips") if clip_partitions is None else list(clip_partitions)
     clips = store.read("clips", partitions=clip_keys)
@@ -101,8 +101,8 @@ def fused_path(store: Store) -> Path:
 
 def fusion_inputs(store: Store, specialists: list[str], clip_partitions: list[str], n_draws: int) -> dict:
     """What the fused model depends on: the specialists' predictions, the clips, its settings."""
-    from emonets.fused_model import SELECTION_RULE
-    from emonets.fusion import FUSERS
+    from emonets.fusion.model import SELECTION_RULE
+    from emonets.fusion.fusers import FUSERS
 
     data = partitions_fingerprint(store, "predictions", specialists) + partitions_fingerprint(store, "clips", clip_partitions)
     return {"data": hashlib.sha256(data.encode()).hexdigest(), "specialists": list(specialists),

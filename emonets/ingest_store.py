@@ -10,8 +10,8 @@ from pathlib import Path
 
 from data_catalog import Store
 from emonets.datasets import ingest
-from emonets.fingerprint import FingerprintCache, sha256_text
-from emonets.paths import display_path, display_text
+from emonets.media.fingerprint import FingerprintCache, sha256_text
+from emonets.media.paths import display_path, display_text
 
 
 def root_partition(root: Path | str, fmt: str) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from emonets.bundle import read_description
-from emonets.fused_model import FusedModel, bundle_kind
+from emonets.fusion.model import FusedModel, bundle_kind
 from emonets.labels import EMOTIONS, PROB_COLUMNS
 from emonets import registry
 from emonets.training_data import clip_set

@@ -1,7 +1,7 @@
 """Predict new videos, or evaluate a labelled root, end to end: ingest, extract, run the bundle.
 
 One body for both ways of running it: the `emonets` command calls it directly (extraction in
-this process's guarded children, :mod:`emonets.extract_local`: no Prefect server for a few
+this process's guarded children, :mod:`emonets.features.local`: no Prefect server for a few
 clips), and the `predict` / `evaluate` flows call it with an extractor that runs the
 `extract-features` flow on a task runner (batches, Dask, recorded runs).
 
@@ -26,19 +26,19 @@ from data_catalog import Store
 from data_catalog.atomic import atomic_path
 from emonets import registry
 from emonets.evaluation import metrics_dict
-from emonets.extract_local import extract_clips
+from emonets.features.local import extract_clips
 from emonets.ingest_store import ingest_into_store
 from emonets.labels import LABEL_INDEX
-from emonets.paths import display_path, to_fs
+from emonets.media.paths import display_path, to_fs
 from emonets.prediction_cache import PredictionCache
 from emonets.predict import bundle_specialists, bundle_stages, load_model, predict_clips
 
-# (store, clips, stages) -> the extraction summary (emonets.extract_local.extract_clips' shape)
+# (store, clips, stages) -> the extraction summary (emonets.features.local.extract_clips' shape)
 Extractor = Callable[[Store, pd.DataFrame, list[str]], dict]
 
 
 def request_manifest(work: Store, videos: list[str]) -> Path:
-    """A CSV listing the videos to label (portable paths, see emonets.paths), named by its content."""
+    """A CSV listing the videos to label (portable paths, see emonets.media.paths), named by its content."""
     key = hashlib.sha256("|".join(sorted(videos)).encode()).hexdigest()[:12]
     manifest = work.path("requests", f"{key}.csv")
     with atomic_path(manifest) as tmp, open(tmp, "w", newline="") as fh:
@@ -52,7 +52,7 @@ def request_manifest(work: Store, videos: list[str]) -> Path:
 class BundleRun:
     """What a prediction run leaves for the caller: a result per clip, the ingest summary (with
     the extraction's), the loaded model (None when every result was cached) and the clips (for
-    the pictures, emonets.timeline)."""
+    the pictures, emonets.pictures.timeline)."""
 
     results: list[dict]
     ingested: dict
@@ -145,18 +145,18 @@ def _explain_unlabelled(results: list[dict], work: Store) -> None:
 def draw_pictures(run: BundleRun, work: Store, *, plot: Path | None = None, annotate: Path | None = None,
                   landmarks: bool = False) -> dict[str, Any]:
     """--plot (one PNG, a timeline per clip) and --annotate (each video with its face and label)."""
-    from emonets.timeline import clip_timelines
+    from emonets.pictures.timeline import clip_timelines
 
     clips = run.clips.drop_duplicates("clip_id")
     timelines = clip_timelines(run.model, clips, feature_tables(work, clips),
                                predictions=[r for r in run.results if r["clip_id"] in set(clips["clip_id"])])
     written: dict[str, Any] = {}
     if plot is not None and timelines:
-        from emonets.plot_timeline import timeline_png
+        from emonets.pictures.plot import timeline_png
 
         written["plot"] = str(timeline_png(timelines, plot))
     if annotate is not None and timelines:
-        from emonets.annotate_video import annotate_videos
+        from emonets.pictures.annotate import annotate_videos
 
         done = annotate_videos(timelines, annotate, landmarks=landmarks)
         written["annotated"] = {cid: str(a.path) for cid, a in done.items()}

@@ -224,37 +224,37 @@ def config_fields(spec: SpecialistSpec) -> set[str]:
 # -- the built-in stages and specialists ---------------------------------------------------
 register_stage(StageSpec(
     name="faces", table="faces", needs="face_source", order="frame",
-    config="emonets.faces.config:FaceConfig", run="emonets.extraction:run_faces",
-    decode="emonets.faces.rows:decode_faces", usable="emonets.faces.rows:found_rows"))
+    config="emonets.features.faces.config:FaceConfig", run="emonets.features.extraction:run_faces",
+    decode="emonets.features.faces.rows:decode_faces", usable="emonets.features.faces.rows:found_rows"))
 register_stage(StageSpec(
     name="mouths", table="mouths", needs="face_source", order="frame", upstream="faces",
-    config="emonets.mouths:MouthConfig", run="emonets.extraction:run_mouths",
-    decode="emonets.mouths:decode_mouths"))
+    config="emonets.features.mouths:MouthConfig", run="emonets.features.extraction:run_mouths",
+    decode="emonets.features.mouths:decode_mouths"))
 register_stage(StageSpec(
     name="mfcc", table="mfcc", needs="audio", order="frame",
-    config="emonets.mfcc:MfccConfig",
-    run="emonets.extraction:run_mfcc", decode="emonets.mfcc:decode_mfcc",
-    prepare="emonets.jit_cache:prepare_workers"))  # workers then only read numba's cache
+    config="emonets.features.mfcc:MfccConfig",
+    run="emonets.features.extraction:run_mfcc", decode="emonets.features.mfcc:decode_mfcc",
+    prepare="emonets.features.jit_cache:prepare_workers"))  # workers then only read numba's cache
 register_stage(StageSpec(
     name="motion", table="motion_blocks", needs="video", order="block",
-    config="emonets.motion_blocks:MotionConfig", run="emonets.extraction:run_motion",
-    decode="emonets.motion_blocks:decode_blocks"))
+    config="emonets.features.motion_blocks:MotionConfig", run="emonets.features.extraction:run_motion",
+    decode="emonets.features.motion_blocks:decode_blocks"))
 
 register_specialist(SpecialistSpec(
-    name="face_cnn", model="emonets.specialists.face_cnn:FaceCNN",
-    config="emonets.specialists.face_cnn:FaceCNNConfig", reads="faces", stages=("faces",),
-    fit="emonets.specialists.face_cnn_fit:fit_face_cnn", pretrained_key="cnn_bundle",
+    name="face_cnn", model="emonets.specialists.face_cnn.model:FaceCNN",
+    config="emonets.specialists.face_cnn.model:FaceCNNConfig", reads="faces", stages=("faces",),
+    fit="emonets.specialists.face_cnn.fit:fit_face_cnn", pretrained_key="cnn_bundle",
     plan=lambda cfg, overrides: {"fits": 0 if overrides.get("cnn_bundle") else 1, "phase": "loading faces"}))
 register_specialist(SpecialistSpec(
-    name="audio", model="emonets.specialists.audio:AudioSpecialist",
-    config="emonets.specialists.audio:AudioConfig", reads="mfcc", stages=("mfcc",),
+    name="audio", model="emonets.specialists.audio.model:AudioSpecialist",
+    config="emonets.specialists.audio.model:AudioConfig", reads="mfcc", stages=("mfcc",),
     train_on_views=True,  # the speed-perturbed copies the mfcc stage writes
     plan=lambda cfg, overrides: {"fits": len(cfg.seeds)}))  # a seed ensemble: one fit per seed
 register_specialist(SpecialistSpec(
-    name="bag_of_mouths", model="emonets.specialists.bag_of_mouths:BagOfMouths",
-    config="emonets.specialists.bag_of_mouths:BagOfMouthsConfig", reads="mouths", stages=("faces", "mouths"),
+    name="bag_of_mouths", model="emonets.specialists.bag_of_mouths.model:BagOfMouths",
+    config="emonets.specialists.bag_of_mouths.model:BagOfMouthsConfig", reads="mouths", stages=("faces", "mouths"),
     plan=lambda cfg, overrides: {"fits": 0, "phase": "k-means dictionaries + logistic regression"}))
 register_specialist(SpecialistSpec(
-    name="motion", model="emonets.specialists.motion:MotionSpecialist",
-    config="emonets.specialists.motion:MotionSpecialistConfig", reads="motion", stages=("motion",),
+    name="motion", model="emonets.specialists.motion.model:MotionSpecialist",
+    config="emonets.specialists.motion.model:MotionSpecialistConfig", reads="motion", stages=("motion",),
     plan=lambda cfg, overrides: {"fits": 1, "phase": "whitening blocks", "then": "k-means words + chi2 SVM"}))

@@ -6,7 +6,7 @@ returns the fitted model, its `predictions` rows and metrics. Which clips train 
 - every specialist fits on the labelled clips of split ``train`` and early-stops / tunes on
   split ``val`` (when present);
 - a specialist with its own fit hook in :mod:`emonets.registry` trains its own way (face_cnn's
-  two stages: :mod:`emonets.specialists.face_cnn_fit`).
+  two stages: :mod:`emonets.specialists.face_cnn.fit`).
 """
 
 from __future__ import annotations

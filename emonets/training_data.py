@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from emonets import registry
-from emonets.feature_rows import decode_rows, usable_rows
+from emonets.features.rows import decode_rows, usable_rows
 from emonets.labels import LABEL_INDEX
 from emonets.specialists.base import ClipSet
 
@@ -54,7 +54,7 @@ def with_views(cs: ClipSet, features: pd.DataFrame, table: str, order: str,
     """``cs`` plus the augmented copies the feature table holds for its clips.
 
     A copy's rows carry the clip id "<clip>@<tag>" (e.g. the `mfcc` stage's speed-perturbed
-    copies, emonets.mfcc.view_id); each copy gets its clip's label. Only training sets should
+    copies, emonets.features.mfcc.view_id); each copy gets its clip's label. Only training sets should
     be widened like this: copies are never scored or measured. ``real_clip_ids`` (every clip of
     the dataset) guards the convention: a clip whose own id looks like "<clip>@<tag>" is a clip,
     never a copy.

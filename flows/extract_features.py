@@ -10,12 +10,12 @@ from prefect.futures import as_completed
 
 from data_catalog import Store
 from emonets import registry
-from emonets.extraction import default_config, work_units
-from emonets.isolation import close_guarded_children
+from emonets.features.extraction import default_config, work_units
+from emonets.workers.isolation import close_guarded_children
 from flows.runtime.locking import exclusive_store
 from flows.runtime.progress import current_progress, reporting_progress
 from flows.runtime.runners import make_task_runner, shared_ephemeral_api
-from emonets.extract_partition import ExtractionTally, reused_summary
+from emonets.features.partition import ExtractionTally, reused_summary
 from tasks.extract import extract_unit
 
 

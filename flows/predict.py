@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect import flow
 
 from data_catalog import Store, default_store_root
-from emonets.paths import portable_path, to_fs
+from emonets.media.paths import portable_path, to_fs
 from emonets.prediction_run import evaluate_root, predict_videos
 from flows.extract_features import extract_features
 from flows.runtime.locking import evaluate_store, exclusive_store, predict_store
@@ -39,7 +39,7 @@ def predict(videos: list[str], model: str | None = None, store_root: str | None 
     """Label each video with the fused model (default: the store's) and every specialist's view."""
     home = Store(store_root or default_store_root())
     model = model or str(fused_path(home))
-    # Portable forms (valid text for any file name, see emonets.paths): the request CSV lists
+    # Portable forms (valid text for any file name, see emonets.media.paths): the request CSV lists
     # the user's videos wherever they are, so its rows may point outside its folder.
     paths = [portable_path(Path(os.path.abspath(Path(to_fs(v)).expanduser()))) for v in videos]  # as named
     work = predict_store(home)

@@ -119,7 +119,7 @@ def demo_configs(configs: dict[str, dict]) -> dict[str, dict]:
 
 def demo_root(store: Store) -> str:
     """The synthetic demo dataset, generated once into the store (nothing from ../shared)."""
-    from emonets.demo_data import make_demo_dataset
+    from emonets.datasets.demo.dataset import make_demo_dataset
 
     root = store.path("demo-data")
     make_demo_dataset(root)  # reuses an existing tree made with the same settings

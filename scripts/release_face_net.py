@@ -25,7 +25,7 @@ from bench_face_cnn import load_split  # noqa: E402
 
 from emonets.evaluation import metrics_dict  # noqa: E402
 from emonets.release import RELEASE_DIR, verify, write_sums  # noqa: E402
-from emonets.specialists.face_cnn import FaceCNN  # noqa: E402
+from emonets.specialists.face_cnn.model import FaceCNN  # noqa: E402
 
 
 def val_figures(model: FaceCNN, x: np.ndarray, y: np.ndarray) -> dict:

@@ -6,7 +6,7 @@ version): the flow submits only stale units and the unit checks again before com
 task cache is off, so a Prefect database reset costs nothing and no cached state can stand in
 for a partition the store no longer holds.
 
-The work itself runs in this worker's guarded child process (emonets.isolation): a native
+The work itself runs in this worker's guarded child process (emonets.workers.isolation): a native
 crash there is retried once in a fresh child, then becomes a `problems` row for this unit,
 and the task still completes, so one bad clip never breaks the pool or the run.
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from emonets.extract_partition import extract_partition, record_crash
-from emonets.isolation import WorkerCrashed, run_guarded
+from emonets.features.partition import extract_partition, record_crash
+from emonets.workers.isolation import WorkerCrashed, run_guarded
 
 
 @task(

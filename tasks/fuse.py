@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from data_catalog import Store
 from emonets.freshness import bundle_path, fused_description_if_current, fused_path, fusion_inputs
-from emonets.fused_model import SELECTION_RULE, FusedModel, fit_fusion
+from emonets.fusion.model import SELECTION_RULE, FusedModel, fit_fusion
 
 
 @task(name="fuse", cache_policy=NO_CACHE)

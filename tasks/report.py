@@ -14,10 +14,10 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from data_catalog import Store
 from emonets import registry
 from emonets.bundle import BundleError, replace_dir
-from emonets.extraction import work_units
-from emonets.report import build_report, flagged_splits, render_markdown
-from emonets.report_models import describe_bundle, fusion_trust
-from emonets.report_timelines import val_timeline_pngs
+from emonets.features.extraction import work_units
+from emonets.report.build import build_report, flagged_splits, render_markdown
+from emonets.report.models import describe_bundle, fusion_trust
+from emonets.report.timelines import val_timeline_pngs
 from emonets.freshness import bundle_path, fused_path, partitions_fingerprint
 
 

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from data_catalog import Store
 from emonets import registry
-from emonets.extraction import WorkUnit
+from emonets.features.extraction import WorkUnit
 from emonets.freshness import bundle_path, specialist_is_current, training_inputs, training_scope
 from emonets.train import fit_specialist
 

@@ -24,12 +24,12 @@ SHARED = Path(os.environ.get("EMONETS_SHARED_DATA", REPO.parent / "shared" / "da
 def pytest_collection_finish(session):
     """Tests that extract MFCC in this process get the JIT warm-up a pipeline run does first.
 
-    numba caches into the project's folder (emonets.jit_cache), the one users get, shared by
+    numba caches into the project's folder (emonets.features.jit_cache), the one users get, shared by
     every test session on this machine: compiling it once under the warm-up's lock keeps two
     sessions from compiling (and corrupting) it at once, and repairs it if it is corrupt.
     """
-    if "emonets.mfcc" in sys.modules and session.items:
-        from emonets.jit_cache import warm_up
+    if "emonets.features.mfcc" in sys.modules and session.items:
+        from emonets.features.jit_cache import warm_up
 
         warm_up()
 
@@ -65,7 +65,7 @@ def store(tmp_path):
 @pytest.fixture
 def make_clip(tmp_path):
     """Write a short synthetic mp4 (moving gradient, optional tone) and return its path."""
-    from emonets.media_writer import write_video
+    from emonets.media.writer import write_video
 
     def _make(name: str = "clip.mp4", *, seconds: float = 1.0, fps: int = 25, size=(64, 80),
               audio: bool = True, folder: Path | None = None) -> Path:

@@ -7,7 +7,7 @@ containers and codecs, odd audio) and returns, per kind, what the pipeline must 
 (:class:`Expected`): the ``clips`` row it gets or the ingest ``problems`` row and its reason, the
 extraction stages that record a problem for it and why, and whether ``predict`` labels it and
 with which specialists. Nothing is copied from ``../shared``: faces come from the two
-public-domain portraits emonets.demo_data animates (bundled with scikit-image and matplotlib),
+public-domain portraits emonets.datasets.demo.dataset animates (bundled with scikit-image and matplotlib),
 voices from its synthesiser, the rest is generated here.
 
 Everything is small (about a second of 320x240 video; the 4K clip has 3 frames), so extracting
@@ -124,7 +124,7 @@ class _Builder:
 
     def face_frames(self, *, seconds: float | None = None, fps: int | None = None, size=None,
                     identity: int | None = None, n: int | None = None) -> list[np.ndarray]:
-        """Frames of an animated portrait (emonets.demo_data), ``size`` = (H, W).
+        """Frames of an animated portrait (emonets.datasets.demo.dataset), ``size`` = (H, W).
 
         Cut at a random offset from a longer rendered take (one per identity, size and rate:
         rendering is the corpus's main cost) and given a per-clip gain, so no two clips share
@@ -141,7 +141,7 @@ class _Builder:
         return [np.clip(f * gain, 0, 255).astype(np.uint8) for f in take[start:start + n]]
 
     def _take(self, size, fps: int, identity: int, n: int) -> list[np.ndarray]:
-        from emonets.demo_data import EMOTIONS, DemoConfig, render_clip
+        from emonets.datasets.demo.dataset import EMOTIONS, DemoConfig, render_clip
 
         key = (size, fps, identity)
         take = self._takes.get(key, [])
@@ -154,7 +154,7 @@ class _Builder:
         return take
 
     def voice(self, seconds: float | None = None, sr: int = SR) -> np.ndarray:
-        from emonets.demo_data import EMOTIONS, synth_voice
+        from emonets.datasets.demo.dataset import EMOTIONS, synth_voice
 
         emotion = EMOTIONS[int(next(self._emotions))]
         audio, _ = synth_voice(emotion, self.sub_rng(), seconds=seconds or self.seconds, sr=sr)
@@ -179,7 +179,7 @@ class _Builder:
 
 
 def _write(path: Path, frames, *, fps: int, audio=None, sr: int = SR, **kw) -> Path:
-    from emonets.media_writer import write_video
+    from emonets.media.writer import write_video
 
     return write_video(path, frames, fps=fps, audio=audio, sr=sr, **kw)
 

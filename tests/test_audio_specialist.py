@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from emonets.specialists.audio import AudioConfig, AudioSpecialist
-from emonets.specialists.audio_data import Augment, augment, collate
-from emonets.specialists.audio_net import FrameMLP, top_pool
+from emonets.specialists.audio.model import AudioConfig, AudioSpecialist
+from emonets.specialists.audio.data import Augment, augment, collate
+from emonets.specialists.audio.net import FrameMLP, top_pool
 from emonets.specialists.base import ClipSet
 
 torch.set_num_threads(1)
@@ -127,8 +127,8 @@ def test_training_is_reproducible_with_a_fixed_seed():
 
 def test_smoke_on_real_ravdess(shared):
     from emonets.labels import LABEL_INDEX
-    from emonets.feature_rows import clip_array
-    from emonets.mfcc import PAPER_MFCC, extract_mfcc
+    from emonets.features.rows import clip_array
+    from emonets.features.mfcc import PAPER_MFCC, extract_mfcc
 
     root = shared("ravdess-speech")
     emotions = {"05": "angry", "04": "sad"}

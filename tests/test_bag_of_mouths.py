@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emonets.labels import LABEL_INDEX
-from emonets.specialists.bag_of_mouths import BagOfMouths, BagOfMouthsConfig, region_edges, region_patches
+from emonets.specialists.bag_of_mouths.model import BagOfMouths, BagOfMouthsConfig, region_edges, region_patches
 from emonets.specialists.base import ClipSet
 from emonets.specialists.coding import (
     contrast_normalise,
@@ -134,7 +134,7 @@ def test_needs_two_classes():
 
 
 def test_real_fer_mouths(shared):
-    from emonets.images import load_grey_images
+    from emonets.media.images import load_grey_images
 
     root = shared("fer2013")
     paths, labels = [], []

@@ -45,7 +45,7 @@ def tiny_root(tmp_path):
     """An AFEW-style root: 2 classes x 2 clips in Train and in Val, 1 s each, every clip different."""
     import numpy as np
 
-    from emonets.media_writer import write_video
+    from emonets.media.writer import write_video
 
     root = tmp_path / "data"
     sr, yy, xx = 16000, *np.mgrid[0:48, 0:64]

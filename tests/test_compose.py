@@ -12,12 +12,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from emonets.audio import load_audio
-from emonets.compose import (ComposeConfig, compose_clip, compose_dataset, is_composed, plan_clips, scan_faces,
+from emonets.media.audio_io import load_audio
+from emonets.datasets.compose.dataset import (ComposeConfig, compose_clip, compose_dataset, is_composed, plan_clips, scan_faces,
                              scan_speech)
 from emonets.datasets.readers import RAVDESS_EMOTIONS, read_afew
 from emonets.labels import EMOTIONS, normalise_label
-from emonets.video import iter_frames, probe
+from emonets.media.video import iter_frames, probe
 from conftest import shared_path
 
 EMOTION_FOLDERS = ["Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]

@@ -178,7 +178,7 @@ def _partition_count(root: Path) -> int:
 
 @pytest.mark.slow
 def test_extract_on_a_real_dask_cluster_equals_local_and_survives_a_killed_worker(dask_cluster, tmp_path):
-    from emonets.demo_data import make_demo_dataset
+    from emonets.datasets.demo.dataset import make_demo_dataset
     from tasks.ingest import ingest_root
 
     address, env = dask_cluster["address"], dask_cluster["env"]

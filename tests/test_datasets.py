@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from emonets.datasets import UnknownFormatError, detect_format, ingest
-from emonets.fingerprint import FingerprintCache
+from emonets.media.fingerprint import FingerprintCache
 
 
 def _reasons(result) -> dict[str, str]:

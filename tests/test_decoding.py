@@ -7,9 +7,9 @@ import inspect
 import numpy as np
 import pytest
 
-from emonets.audio import load_audio
+from emonets.media.audio_io import load_audio
 from emonets.errors import MediaError, NoAudioError
-from emonets.video import iter_frames, probe
+from emonets.media.video import iter_frames, probe
 
 
 def test_every_cremad_clip_decodes_to_frames_and_audio(shared):

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from emonets.demo_data import DemoConfig, make_demo_dataset, render_clip, synth_voice
+from emonets.datasets.demo.dataset import DemoConfig, make_demo_dataset, render_clip, synth_voice
 from emonets.labels import EMOTIONS
 
 SMALL = dict(per_class=1, seconds=1.0, fps=8, seed=3)
@@ -94,7 +94,7 @@ def test_bad_settings_are_refused(tmp_path):
 
 
 def test_clips_have_both_streams(demo):
-    from emonets.video import probe
+    from emonets.media.video import probe
 
     root, _ = demo
     for rel in _clips(root)[:: 5]:
@@ -107,7 +107,7 @@ def test_clips_have_both_streams(demo):
 def test_a_face_is_found_in_every_class(demo):
     import face_recognition
 
-    from emonets.video import iter_frames
+    from emonets.media.video import iter_frames
 
     root, _ = demo
     for emotion in EMOTIONS:
@@ -122,7 +122,7 @@ def test_a_face_is_found_in_every_class(demo):
 def _audio_features(path):
     import librosa
 
-    from emonets.audio import load_audio
+    from emonets.media.audio_io import load_audio
 
     y = load_audio(path, sr=16000)
     rms = librosa.feature.rms(y=y, frame_length=512, hop_length=256)[0]

@@ -105,7 +105,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def demo(server, tmp_path_factory):
     """A tiny synthetic AFEW tree (21 clips of 1 s), ingested into the server's store."""
-    from emonets.demo_data import make_demo_dataset
+    from emonets.datasets.demo.dataset import make_demo_dataset
     from tasks.ingest import ingest_root
 
     root = tmp_path_factory.mktemp("demo-data")

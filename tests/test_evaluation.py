@@ -52,7 +52,7 @@ def test_bad_labels_raise(y_true, y_pred):
 
 
 def test_confusion_png_is_written_atomically(tmp_path):
-    from emonets.confusion_plot import confusion_png
+    from emonets.report.confusion_plot import confusion_png
 
     cm = confusion([0, 1, 2, 2, 6], [0, 1, 2, 5, 6])
     out = confusion_png(cm, tmp_path / "plots" / "cm.png", "test split")

@@ -81,7 +81,7 @@ def test_unknown_stage_is_a_clear_error(prefect_api, store):
 CRASHER = """
 import sys, time
 from data_catalog import Store
-from emonets.extraction import work_units, default_config
+from emonets.features.extraction import work_units, default_config
 from tasks.extract import run_extraction
 store = Store(sys.argv[1])
 for unit in work_units(store.read("clips")):
@@ -103,7 +103,7 @@ def test_killed_run_loses_nothing_finished_and_leaves_no_half_partition(tmp_path
     assert 1 <= len(done) < 4
     for key in done:  # every visible partition is complete and readable
         assert len(store.read("motion_blocks", partitions=[key])) == store.manifest("motion_blocks", key).rows
-    from emonets.extraction import default_config, work_units
+    from emonets.features.extraction import default_config, work_units
     from tasks.extract import run_extraction
 
     statuses = [run_extraction("motion", u.to_dict(), default_config("motion").to_dict(), str(store.root))["status"]

@@ -12,9 +12,9 @@ import torch
 
 from emonets.labels import EMOTIONS
 from emonets.specialists.base import ClipSet
-from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
-from emonets.specialists.face_cnn_data import FaceDataModule
-from emonets.specialists.face_cnn_net import TTA_VIEWS, FaceNet, augment, to_input, tta_views
+from emonets.specialists.face_cnn.model import FaceCNN, FaceCNNConfig
+from emonets.specialists.face_cnn.data import FaceDataModule
+from emonets.specialists.face_cnn.net import TTA_VIEWS, FaceNet, augment, to_input, tta_views
 from emonets.specialists import lightning_utils
 from emonets.specialists.lightning_utils import device_settings, resolve_precision
 from emonets.train import fit_specialist
@@ -353,7 +353,7 @@ def test_precision_auto_uses_bf16_only_where_the_cpu_runs_it(monkeypatch, fast_b
 
 
 def test_real_fer_faces_smoke(shared):
-    from emonets.images import load_grey_images
+    from emonets.media.images import load_grey_images
 
     root = shared("fer2013", "val")
     paths, labels = [], []

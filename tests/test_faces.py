@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from emonets.errors import MediaError, NoVideoError
-from emonets.faces import FaceConfig, extract_faces, faces_from_images
-from emonets.faces.align import (
+from emonets.features.faces import FaceConfig, extract_faces, faces_from_images
+from emonets.features.faces.align import (
     align_face,
     alignment_matrix,
     anchor_points,
@@ -18,8 +18,8 @@ from emonets.faces.align import (
     fit_similarity,
     template_points,
 )
-from emonets.faces.track import Box, BoxModel, FaceTracker, match, pick_main
-from emonets.feature_rows import clip_array
+from emonets.features.faces.track import Box, BoxModel, FaceTracker, match, pick_main
+from emonets.features.rows import clip_array
 
 FACE_COLUMNS = ["clip_id", "frame", "t", "found", "face", "size", "landmarks"]
 
@@ -321,7 +321,7 @@ def test_truncated_clip_keeps_the_frames_that_decode(shared, tmp_path):
 
 
 def test_config_round_trip_and_validation():
-    from emonets.extraction import config_from_dict
+    from emonets.features.extraction import config_from_dict
 
     cfg = FaceConfig(fps=5.0, detect_every=2, reacquire_after=None)
     assert config_from_dict("faces", cfg.to_dict()) == cfg
@@ -330,8 +330,8 @@ def test_config_round_trip_and_validation():
 
 
 def test_cnn_detector_finds_the_face_near_a_hog_box(shared):
-    from emonets.faces.detect import FaceDetector
-    from emonets.video import iter_frames
+    from emonets.features.faces.detect import FaceDetector
+    from emonets.media.video import iter_frames
 
     frame = next(iter_frames(shared("crema-d", "1001_DFA_ANG_XX.flv"), gray=True)).image
     hog = FaceDetector("hog").search(frame)
@@ -342,7 +342,7 @@ def test_cnn_detector_finds_the_face_near_a_hog_box(shared):
 
 # -- the image path ---------------------------------------------------------------------------
 def test_fer_images_are_faces_as_they_are(shared):
-    from emonets.images import load_grey_images
+    from emonets.media.images import load_grey_images
 
     paths = sorted(shared("fer2013", "val", "happy").glob("*.jpg"))[:5]
     images = load_grey_images(paths)

@@ -19,13 +19,13 @@ import torch
 from typer.testing import CliRunner
 
 from data_catalog import Store
-from emonets.extract_local import extract_clips
-from emonets.extraction import default_config, run_mfcc, work_units
+from emonets.features.local import extract_clips
+from emonets.features.extraction import default_config, run_mfcc, work_units
 from emonets.ingest_store import ingest_into_store
 from emonets.prediction_run import evaluate_root, predict_videos, request_manifest
-from emonets.specialists.audio import AudioConfig, AudioSpecialist
-from emonets.specialists.audio_net import FrameMLP
-from emonets.video_list import expand_videos
+from emonets.specialists.audio.model import AudioConfig, AudioSpecialist
+from emonets.specialists.audio.net import FrameMLP
+from emonets.media.video_list import expand_videos
 from cli.main import app
 from flows.runtime.runners import interactive_runner, prefect_api_configured
 
@@ -58,7 +58,7 @@ def audio_bundle(path: Path, n_features: int, seed: int = 0) -> Path:
 
 def _video(path: Path, n: int) -> Path:
     """A 1-s clip whose picture and tone differ with ``n`` (so each has its own content hash)."""
-    from emonets.media_writer import write_video
+    from emonets.media.writer import write_video
 
     yy, xx = np.mgrid[0:48, 0:64]
     frames = (np.stack([(xx + 3 * j + n) % 256, (yy + 7 * n) % 256, np.full_like(xx, 20 * n)], -1).astype(np.uint8)

@@ -153,7 +153,7 @@ def fault_runs(tmp_path_factory) -> dict:
 
 # -- what is checked per file -------------------------------------------------------------------
 def _display(path: Path) -> str:
-    from emonets.paths import display_path
+    from emonets.media.paths import display_path
 
     return display_path(path)
 

@@ -15,10 +15,10 @@ import pytest
 
 from data_catalog import Store
 from emonets.datasets import ingest
-from emonets.extraction import default_config, work_units
-from emonets.fingerprint import FingerprintCache
-from emonets.paths import display_path, display_text, fs_bytes, portable_path, to_fs
-from emonets.video import probe
+from emonets.features.extraction import default_config, work_units
+from emonets.media.fingerprint import FingerprintCache
+from emonets.media.paths import display_path, display_text, fs_bytes, portable_path, to_fs
+from emonets.media.video import probe
 
 # Every name is a different clip (lengths differ: byte-identical files would be one clip).
 NAMES = [b"clip\xff.mp4", b"with space.mp4", b"quote'\"s.mp4", b"hash#1.mp4", "ü-umlaut.mp4".encode(),
@@ -98,7 +98,7 @@ def test_stages_open_a_non_utf8_name_through_the_extraction_task(tmp_path, make_
     for stage in ("faces", "motion"):
         out = run_extraction(stage, unit.to_dict(), default_config(stage).to_dict(), str(store.root))
         assert out["status"] == "computed", out
-    from emonets.audio import load_audio
+    from emonets.media.audio_io import load_audio
 
     assert load_audio(unit.paths[0], sr=16000).size > 8000
     assert len(store.read("faces", partitions=[unit.key])) > 0  # sampled frames (no face in a gradient)
@@ -159,7 +159,7 @@ def test_an_image_named_with_a_hash_is_an_image_not_a_csv_row(tmp_path):
     assert result.problems.empty, result.problems.to_dict("records")
     assert set(result.clips["clip_id"]) == {"happy-a#90", "sad-a#160", "sad-b\\xff"}
     (unit,) = [u for u in work_units(result.clips) if "sad" in u.key]
-    from emonets.images import load_grey_image
+    from emonets.media.images import load_grey_image
 
     assert [load_grey_image(p).mean() for p in unit.paths] == [160, 10]
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emonets.fused_model import FusedModel, fit_fusion
-from emonets.fusion import (LearnedFusion, LogLinearFusion, MeanFusion, RandomSearchFusion, predictions_to_tensor,
+from emonets.fusion.model import FusedModel, fit_fusion
+from emonets.fusion.fusers import (LearnedFusion, LogLinearFusion, MeanFusion, RandomSearchFusion, predictions_to_tensor,
                             weighted)
 from emonets.labels import EMOTIONS, PROB_COLUMNS
 
@@ -109,8 +109,8 @@ def test_fit_fusion_on_val_and_report_on_test(tmp_path):
 
 # ---------------------------------------------------------------- edge cases and the vectorised search
 
-from emonets.fusion import cross_val_accuracy, unscored  # noqa: E402
-from emonets.fusion_scorer import Scorer  # noqa: E402
+from emonets.fusion.fusers import cross_val_accuracy, unscored  # noqa: E402
+from emonets.fusion.scorer import Scorer  # noqa: E402
 
 
 def _draws(seed: int, n: int, n_spec: int) -> np.ndarray:
@@ -327,7 +327,7 @@ def test_log_linear_fusion_with_missing_specialists_single_class_and_nobody():
 
 
 def test_choice_of_fusion_prefers_the_simplest_within_one_standard_error():
-    from emonets.fused_model import choose_method
+    from emonets.fusion.model import choose_method
 
     rng = np.random.default_rng(4)
     y = rng.integers(0, 7, 150)

@@ -1,4 +1,4 @@
-"""The project-owned numba JIT cache (emonets.jit_cache): where it is, warm-up, recovery.
+"""The project-owned numba JIT cache (emonets.features.jit_cache): where it is, warm-up, recovery.
 
 The corruption users hit: two processes compiling librosa's ``@guvectorize`` kernels at once can
 leave a kernel (``pitch._pi_wrapper-*.nbc``) and its ufunc wrapper (``guf-pitch._pi_wrapper-*``)
@@ -23,15 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from emonets import jit_cache
-from emonets.jit_cache import JitCacheError, JitCacheWarning, cache_files, warm_up
+from emonets.features import jit_cache
+from emonets.features.jit_cache import JitCacheError, JitCacheWarning, cache_files, warm_up
 
 # The real extraction of one clip (a wav file, decoded like every clip) with the audio
 # specialist's features, pitch (librosa.yin) included; faulthandler names where it crashed.
 _EXTRACT = r"""
 import sys
 import numpy as np, soundfile as sf
-from emonets.mfcc import MfccConfig, extract_mfcc
+from emonets.features.mfcc import MfccConfig, extract_mfcc
 sr = 16000
 sf.write(sys.argv[1], (0.3 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)).astype(np.float32), sr)
 rows = extract_mfcc(sys.argv[1], clip_id="clip", config=MfccConfig())
@@ -95,7 +95,7 @@ def cache(pristine, tmp_path, monkeypatch) -> Path:
 
 # -- where the cache is ---------------------------------------------------------------------------
 def _resolved(env: dict[str, str]) -> dict:
-    code = ("import json, os, emonets, numba; from emonets import jit_cache; "
+    code = ("import json, os, emonets, numba; from emonets.features import jit_cache; "
             "print(json.dumps(dict(env=os.environ['NUMBA_CACHE_DIR'], numba=numba.config.CACHE_DIR, "
             "key=jit_cache.cache_key())))")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
@@ -220,7 +220,7 @@ def test_garbled_cache_files_are_detected_cleared_and_rebuilt(cache, tmp_path, h
 def test_concurrent_warm_ups_wait_for_each_other(cache):
     import fcntl
 
-    code = "from emonets import jit_cache; r = jit_cache.warm_up(); print(r.rebuilt)"
+    code = "from emonets.features import jit_cache; r = jit_cache.warm_up(); print(r.rebuilt)"
     with open(cache / jit_cache._LOCK_NAME, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another run is compiling
         other = subprocess.Popen([sys.executable, "-c", code], env=_env(**{jit_cache.ENV_VAR: str(cache)}),
@@ -247,7 +247,7 @@ def test_a_cache_corrupted_after_its_warm_up_is_repaired_by_the_fast_path(cache,
     """`emonets predict` skips the warm-up once one passed; if the cache is corrupted since, the
     MFCC unit's child segfaults, and the fast path warms up (repairs) and runs the unit again."""
     from data_catalog import Store
-    from emonets.extract_local import extract_clips
+    from emonets.features.local import extract_clips
     from emonets.ingest_store import ingest_into_store
 
     _mix_kernel_and_wrapper(cache, tmp_path / "second-compile")

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from emonets.errors import MediaError, NoAudioError
-from emonets.mfcc import EXTRAS, PAPER_MFCC, MfccConfig, extract_mfcc, mfcc_frames
-from emonets.feature_rows import clip_array
+from emonets.features.mfcc import EXTRAS, PAPER_MFCC, MfccConfig, extract_mfcc, mfcc_frames
+from emonets.features.rows import clip_array
 
 SR = 16000
 
@@ -137,7 +137,7 @@ def test_unreadable_file_raises_media_error(tmp_path):
 
 
 def test_speed_perturbation_shortens_and_raises_pitch():
-    from emonets.mfcc import speed_perturb
+    from emonets.features.mfcc import speed_perturb
 
     y = tone(400, 1.0)
     fast = speed_perturb(y, factor=1.25, sr=SR)
@@ -161,7 +161,7 @@ def test_audio_specialist_features_are_the_mfcc_plus_descriptors():
 
 
 def test_pipeline_extracts_the_audio_specialist_features_and_partial_configs_keep_them():
-    from emonets.extraction import config_from_dict, default_config
+    from emonets.features.extraction import config_from_dict, default_config
 
     assert default_config("mfcc") == MfccConfig() and MfccConfig().extras == ("energy", "pitch", "spectral")
     changed = config_from_dict("mfcc", {"hop_ms": 20.0})

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from emonets.errors import MediaError
-from emonets.feature_rows import clip_array
-from emonets.motion_blocks import (
+from emonets.features.rows import clip_array
+from emonets.features.motion_blocks import (
     MotionConfig,
     extract_motion_blocks,
     iter_block_groups,

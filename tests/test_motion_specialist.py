@@ -10,8 +10,8 @@ import torch
 from emonets.labels import LABEL_INDEX
 from emonets.specialists.base import ClipSet
 from emonets.specialists.coding import contrast_normalise, fit_whitening
-from emonets.specialists.motion import MotionSpecialist, MotionSpecialistConfig, chi2_distances
-from emonets.specialists.motion_ae import SynchronyAE, train_autoencoder
+from emonets.specialists.motion.model import MotionSpecialist, MotionSpecialistConfig, chi2_distances
+from emonets.specialists.motion.autoencoder import SynchronyAE, train_autoencoder
 
 TINY = MotionSpecialistConfig(n_hidden=32, n_words=16, max_epochs=6, batch_size=64, lr=3e-3, max_pca_components=64,
                               kmeans_iter=20)
@@ -139,8 +139,8 @@ def test_chi2_distance_by_hand():
 
 
 def test_real_cremad_blocks(shared):
-    from emonets.feature_rows import clip_array
-    from emonets.motion_blocks import MotionConfig, extract_motion_blocks
+    from emonets.features.rows import clip_array
+    from emonets.features.motion_blocks import MotionConfig, extract_motion_blocks
 
     cfg = MotionConfig(max_blocks_per_clip=300)
     names = ("1001_DFA_HAP_XX", "1001_DFA_SAD_XX")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emonets.faces import FaceConfig, extract_faces, faces_from_images
-from emonets.faces.align import apply_matrix, template_points
-from emonets.mouths import MOUTH_COLUMNS, MouthConfig, mouths_from_faces
-from emonets.feature_rows import clip_array
+from emonets.features.faces import FaceConfig, extract_faces, faces_from_images
+from emonets.features.faces.align import apply_matrix, template_points
+from emonets.features.mouths import MOUTH_COLUMNS, MouthConfig, mouths_from_faces
+from emonets.features.rows import clip_array
 
 
 def random_faces(n: int, size: int = 48, seed: int = 0) -> np.ndarray:
@@ -107,7 +107,7 @@ def test_mouths_of_a_real_clip(shared, store):
     store.write("mouths", mouths, partition="sad", config=MouthConfig().to_dict())
     np.testing.assert_array_equal(clip_array("mouths", store.read("mouths", partitions=["sad"])), patches)
     # The aligned mouth really is where the box is: its landmarks map inside the region.
-    from emonets.faces.align import alignment_matrix
+    from emonets.features.faces.align import alignment_matrix
 
     row = faces[faces["found"]].iloc[0]
     pts = np.asarray(row["landmarks"]).reshape(68, 2)

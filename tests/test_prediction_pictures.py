@@ -14,20 +14,20 @@ import pytest
 import torch
 from PIL import Image
 
-from emonets.annotate_video import annotate_video, annotation_paths
-from emonets.fused_model import FusedModel
-from emonets.fusion import MeanFusion
+from emonets.pictures.annotate import annotate_video, annotation_paths
+from emonets.fusion.model import FusedModel
+from emonets.fusion.fusers import MeanFusion
 from emonets.labels import EMOTIONS, LABEL_INDEX
-from emonets.plot_timeline import NO_FACE_COLOUR, timeline_png
+from emonets.pictures.plot import NO_FACE_COLOUR, timeline_png
 from emonets.predict import predict_clips
-from emonets.specialists.audio import AudioConfig, AudioSpecialist
-from emonets.specialists.audio_net import FrameMLP
+from emonets.specialists.audio.model import AudioConfig, AudioSpecialist
+from emonets.specialists.audio.net import FrameMLP
 from emonets.specialists.base import ClipSet
-from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
-from emonets.specialists.face_cnn_net import FaceNet
-from emonets.timeline import Timeline, clip_timelines
+from emonets.specialists.face_cnn.model import FaceCNN, FaceCNNConfig
+from emonets.specialists.face_cnn.net import FaceNet
+from emonets.pictures.timeline import Timeline, clip_timelines
 from emonets.training_data import decode_rows
-from emonets.video import iter_frames
+from emonets.media.video import iter_frames
 from fault_corpus import write_av
 
 torch.set_num_threads(1)
@@ -313,7 +313,7 @@ def test_a_video_without_audio_stays_without_and_a_rotated_one_is_annotated_upri
 
 
 def test_a_failed_annotation_leaves_no_file(video, tmp_path, monkeypatch):
-    import emonets.annotate_video as annotate
+    import emonets.pictures.annotate as annotate
 
     path, clips, tables = video
     tl = clip_timelines(fused(), clips, tables)["clip"]

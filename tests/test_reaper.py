@@ -6,11 +6,11 @@ import subprocess
 import sys
 import time
 
-from emonets.reaper import descendants
+from emonets.workers.reaper import descendants
 
 RUN = """
 import subprocess, sys, time
-from emonets.reaper import start_reaper
+from emonets.workers.reaper import start_reaper
 start_reaper()
 # a child and a grandchild, as a process pool and its guarded child would be
 child = subprocess.Popen([sys.executable, "-c",

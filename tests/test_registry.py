@@ -14,8 +14,8 @@ import pytest
 
 from data_catalog import Store
 from emonets import registry
-from emonets.demo_data import make_demo_dataset
-from emonets.extract_local import extract_clips
+from emonets.datasets.demo.dataset import make_demo_dataset
+from emonets.features.local import extract_clips
 from emonets.ingest_store import ingest_into_store
 
 TESTS = Path(__file__).resolve().parent

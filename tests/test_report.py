@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from emonets.labels import EMOTIONS, PROB_COLUMNS
-from emonets.report import build_report, render_markdown
+from emonets.report.build import build_report, render_markdown
 
 
 def _rows(clip_ids, preds, key, name):

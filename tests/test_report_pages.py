@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emonets.confusion_plot import draw_confusion
-from emonets.fusion import LearnedFusion, LogLinearFusion, MeanFusion, RandomSearchFusion
+from emonets.report.confusion_plot import draw_confusion
+from emonets.fusion.fusers import LearnedFusion, LogLinearFusion, MeanFusion, RandomSearchFusion
 from emonets.labels import EMOTIONS, PROB_COLUMNS
-from emonets.report import PNG_SIGNATURE, build_report, chance_level, per_class
-from emonets.report_models import describe_fuser
+from emonets.report.build import PNG_SIGNATURE, build_report, chance_level, per_class
+from emonets.report.models import describe_fuser
 
 PROB = 0.9
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from emonets.bundle import Bundle, save_bundle
-from emonets.fused_model import FusedModel
-from emonets.fusion import RandomSearchFusion
+from emonets.fusion.model import FusedModel
+from emonets.fusion.fusers import RandomSearchFusion
 from emonets.labels import EMOTIONS, PROB_COLUMNS
 
 IDS = [f"c{i}" for i in range(8)]

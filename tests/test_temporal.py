@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emonets.temporal import segment_pool
+from emonets.specialists.temporal import segment_pool
 
 
 def _probs(t: int, c: int = 7, seed: int = 0) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from data_catalog import Store
-from emonets.demo_data import make_demo_dataset
+from emonets.datasets.demo.dataset import make_demo_dataset
 from flows.train_all import train_all
 
 # Tiny models: CI checks the plumbing, not accuracy (benchmarks/ measure that).

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from emonets import training_progress as progress
-from emonets.specialists.audio import AudioConfig, AudioSpecialist
-from emonets.specialists.audio_data import Augment
+from emonets.specialists.audio.model import AudioConfig, AudioSpecialist
+from emonets.specialists.audio.data import Augment
 from emonets.specialists.base import ClipSet
 from emonets.specialists.lightning_utils import ProgressReport, progress_callbacks
 from emonets.train import max_epochs_note
@@ -77,7 +77,7 @@ def test_an_ensemble_fit_reports_every_epoch_of_every_seed(tmp_path):
 
 
 def test_without_a_reporter_nothing_is_reported_and_training_works(tmp_path):
-    from emonets.specialists.motion_ae import train_autoencoder
+    from emonets.specialists.motion.autoencoder import train_autoencoder
 
     sink = tmp_path / "progress.jsonl"
     sink.touch()  # a file exists, but nobody made it the reporter
@@ -101,7 +101,7 @@ def test_a_failed_fit_ends_its_row_as_failed(tmp_path):
 
 
 def _fit_motion_in_child(n_epochs: int) -> None:
-    from emonets.specialists.motion_ae import train_autoencoder
+    from emonets.specialists.motion.autoencoder import train_autoencoder
 
     torch.set_num_threads(1)
     x = np.random.default_rng(1).normal(size=(80, 16)).astype(np.float32)
@@ -195,7 +195,7 @@ def test_training_detail_and_time_left():
 def test_a_max_epochs_that_does_not_apply_does_not_retrain(tmp_path):
     """It is left out of the training inputs (the cache key): bag_of_mouths would retrain for nothing."""
     from data_catalog import Store
-    from emonets.media_writer import write_video
+    from emonets.media.writer import write_video
     from tasks.ingest import ingest_root
     from emonets.freshness import training_inputs
 
@@ -213,7 +213,7 @@ def test_a_max_epochs_that_does_not_apply_does_not_retrain(tmp_path):
 @pytest.mark.slow
 def test_a_data_parallel_fit_reports_once_per_epoch_from_its_spawned_ranks(tmp_path):
     """face_cnn on 2 CPU processes (ddp_spawn): only rank 0 reports, from a spawned process."""
-    from emonets.specialists.face_cnn import FaceCNN, FaceCNNConfig
+    from emonets.specialists.face_cnn.model import FaceCNN, FaceCNNConfig
 
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 255, size=(128, 48, 48), dtype=np.uint8), np.arange(128) % 2

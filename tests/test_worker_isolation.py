@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from emonets.isolation import GuardedRunner, WorkerCrashed, describe_exit
+from emonets.workers.isolation import GuardedRunner, WorkerCrashed, describe_exit
 from flows.extract_features import run_extract_features
 from tasks.ingest import ingest_root
 
@@ -90,7 +90,7 @@ def test_describe_exit_names_signals_and_codes():
 
 ORPHAN = """
 import sys, time
-from emonets.isolation import GuardedRunner
+from emonets.workers.isolation import GuardedRunner
 runner = GuardedRunner()
 print(runner.call(__import__("os").getpid), flush=True)
 time.sleep(60)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from emonets import registry
 from emonets.bundle import Bundle, load_bundle, save_bundle
-from emonets.extraction import StageOutput
+from emonets.features.extraction import StageOutput
 from emonets.labels import EMOTIONS
 
 
@@ -28,7 +28,7 @@ class BrightnessConfig:
 
 
 def run_brightness(unit, config: BrightnessConfig, upstream_rows=None) -> StageOutput:
-    from emonets.video import iter_frames
+    from emonets.media.video import iter_frames
 
     rows = [(unit.clip_ids[0], f.index, f.t, float(np.asarray(f.image, np.float32).mean()))
             for f in iter_frames(unit.paths[0], fps=config.fps, gray=True)]

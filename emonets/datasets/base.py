@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from emonets.paths import display_text
+from emonets.media.paths import display_text
 
 VIDEO_EXTS = {".avi", ".mp4", ".flv", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv"}
 AUDIO_EXTS = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus"}
@@ -23,7 +23,7 @@ class Candidate:
     """A clip (or image) a reader found, before fingerprinting and probing.
 
     ``path`` is the file-system form (a surrogate-escaped str where the name is not UTF-8, see
-    emonets.paths); ingest stores it as display text plus raw bytes. ``clip_id`` is made
+    emonets.media.paths); ingest stores it as display text plus raw bytes. ``clip_id`` is made
     display-safe here, once for every reader, because ids become Parquet text and partition keys.
     """
 

@@ -13,7 +13,7 @@ import csv
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from emonets.paths import display_path, display_text, to_fs
+from emonets.media.paths import display_path, display_text, to_fs
 
 
 class CsvReadError(ValueError):

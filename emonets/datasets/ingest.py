@@ -15,9 +15,9 @@ training), else the first by sorted path. FER-2013 rows of ``fer2013.csv`` are c
 their pixel values, so the CSV and the folder forms give the same clips.
 
 **File names.** Any name the file system allows is ingested, whatever its bytes (see
-emonets.paths): ``clips.path`` holds it as display text (valid UTF-8, one line, undecodable
+emonets.media.paths): ``clips.path`` holds it as display text (valid UTF-8, one line, undecodable
 bytes as ``\\xff``), ``clips.path_bytes`` the exact bytes (``os.fsencode``), from which
-emonets.extraction.work_units makes the path every stage opens. Clip ids come from the display
+emonets.features.extraction.work_units makes the path every stage opens. Clip ids come from the display
 form, so they are valid text too. Folder roots are made absolute so that a stage running in
 another process or folder opens the same files.
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from emonets.datasets.base import Candidate, Problem, Scan
-from emonets.datasets.detect import FORMATS, detect_format
+from emonets.datasets.formats import FORMATS, detect_format
 from emonets.datasets.readers import (
     read_afew,
     read_cremad,
@@ -43,10 +43,10 @@ from emonets.datasets.readers import (
     read_ravdess,
 )
 from emonets.errors import ClipError
-from emonets.fingerprint import FingerprintCache
-from emonets.images import load_grey_image
-from emonets.paths import display_path, display_text, fs_bytes
-from emonets.video import probe
+from emonets.media.fingerprint import FingerprintCache
+from emonets.media.images import load_grey_image
+from emonets.media.paths import display_path, display_text, fs_bytes
+from emonets.media.video import probe
 
 CLIP_COLUMNS = ["clip_id", "path", "path_bytes", "sha256", "label", "split", "speaker", "dataset", "media",
                 "duration", "fps", "has_audio", "has_video"]

@@ -1,6 +1,6 @@
 """One reader per dataset layout. Each returns a Scan; none opens media (ingest probes later).
 
-Paths in a Scan are file-system strs (emonets.paths: surrogate-escaped where a name is not
+Paths in a Scan are file-system strs (emonets.media.paths: surrogate-escaped where a name is not
 UTF-8), so any name the file system allows is kept exactly; clip ids are made display-safe by
 Candidate/Problem. Entries under a root that are not regular files become problems (iter_files).
 """
@@ -20,9 +20,9 @@ from emonets.datasets.base import (
     normalise_split,
 )
 from emonets.datasets.csvfile import iter_csv_rows
-from emonets.fingerprint import sha256_text
+from emonets.media.fingerprint import sha256_text
 from emonets.labels import UnknownLabelError, normalise_label
-from emonets.paths import display_path, to_fs
+from emonets.media.paths import display_path, to_fs
 
 RAVDESS_NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 RAVDESS_EMOTIONS = {

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from data_catalog import Store
-from emonets.reaper import ensure_reaper
+from emonets.workers.reaper import ensure_reaper
 
 _held: dict[str, int] = {}
 

@@ -62,7 +62,7 @@ def make_task_runner(runner: str = "local", *, dask_address: str | None = None, 
     if runner == "local":
         from prefect.task_runners import ProcessPoolTaskRunner
 
-        from emonets.parent_watch import exit_when_parent_dies
+        from emonets.workers.parent_watch import exit_when_parent_dies
 
         # Workers exit when this process dies (kill -9), instead of writing on unlocked.
         return ProcessPoolTaskRunner(max_workers=workers, initializer=exit_when_parent_dies)

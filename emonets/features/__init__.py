@@ -1,0 +1,1 @@
+"""Per-clip feature extraction: the stages' unit functions, one partition per unit, and the table decoders."""

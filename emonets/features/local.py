@@ -1,0 +1,113 @@
+"""Extract a few clips' stale partitions in this process's guarded children, without Prefect.
+
+The interactive commands (`predict`, `evaluate` on a small root) would spend most of their time
+starting a Prefect server for a handful of units. This runs the same units (the same
+:func:`emonets.features.partition.extract_partition`, in the same guarded children, so a crash
+still costs one unit) on a small thread pool: each thread keeps one child, so a clip's faces
+(then mouths) run beside its MFCC and motion blocks on two cores. What is current in the store
+is not started at all (:func:`emonets.features.partition.reused_summary`, the flow's test too).
+The summary has the flow's shape, so callers treat both alike.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import pandas as pd
+
+from data_catalog import Store
+from emonets import registry
+from emonets.features.partition import ExtractionTally, extract_partition, record_crash, reused_summary
+from emonets.features.extraction import WorkUnit, default_config, work_units
+from emonets.workers.isolation import WorkerCrashed, close_guarded_children, run_guarded
+
+Progress = Callable[[int, int], None]
+
+
+def extract_clips(store: Store, clips: pd.DataFrame, stages: list[str], *, configs: dict[str, dict] | None = None,
+                  workers: int = 2, progress: Progress | None = None) -> dict[str, Any]:
+    """Compute every stale (stage, unit) of ``clips``; return the flow's summary shape."""
+    started = time.perf_counter()
+    cfgs = {s: {**default_config(s).to_dict(), **((configs or {}).get(s) or {})} for s in stages}
+    units = work_units(clips)
+    results: list[tuple[dict, bool]] = []  # (unit summary, reused)
+    jobs: list[list[str]] = []
+    plans: list[tuple[WorkUnit, list[str]]] = []
+    for unit in units:
+        for chain in registry.stage_chains(stages):
+            group = [s for s in chain if unit.can_run(s)]
+            if group:
+                plans.append((unit, group))
+                jobs.append(group)
+    total = sum(len(g) for g in jobs)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    for stage in sorted({s for g in jobs for s in g}):
+        registry.stage(stage).prepare_workers(force=False)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="emonets-extract") as pool:
+            futures = [pool.submit(_run_chain, store, unit, group, cfgs, tick) for unit, group in plans]
+            for future in futures:
+                results += future.result()
+    finally:
+        close_guarded_children()
+    tally = ExtractionTally()
+    for result, reused in results:
+        tally.add(result, reused)
+    summary = tally.summary()
+    summary.update(clips=int(len(clips)), units=len(units), stages=list(stages),
+                   seconds=round(time.perf_counter() - started, 2))
+    return summary
+
+
+def _run_chain(store: Store, unit: WorkUnit, group: list[str], cfgs: dict, tick: Callable[[], None]) -> list:
+    """One unit's chain of stages in order (faces before mouths, which reads its partition)."""
+    out: list[tuple[dict, bool]] = []
+    done: dict[str, dict] = {}
+    for stage in group:
+        up_name = registry.stage(stage).upstream
+        upstream = None
+        if up_name is not None:
+            up = done.get(up_name) or _current_upstream(store, up_name, unit)
+            if up is None or up.get("status") == "failed":
+                out.append(({"stage": stage, "key": unit.key, "status": "failed",
+                             "reason": f"not run: its {up_name} partition failed", "stats": {}}, False))
+                tick()
+                continue
+            upstream = {"fingerprint": up["fingerprint"]}
+        result = _run_unit(store, stage, unit, cfgs[stage], upstream)
+        out.append((result, result["status"] == "reused"))
+        done[stage] = result
+        tick()
+    return out
+
+
+def _current_upstream(store: Store, stage: str, unit: WorkUnit) -> dict | None:
+    """The stored partition a stage reads when its upstream stage was not asked for this run."""
+    manifest = store.manifest(registry.stage(stage).table, unit.key)
+    return None if manifest is None else {"fingerprint": manifest.fingerprint, "status": "reused"}
+
+
+def _run_unit(store: Store, stage: str, unit: WorkUnit, config: dict, upstream: dict | None) -> dict:
+    reused = reused_summary(store, stage, unit, config, upstream)
+    if reused is not None:
+        return reused
+    args = (stage, unit.to_dict(), config, str(store.root), upstream)
+    try:
+        return run_guarded(extract_partition, *args)
+    except WorkerCrashed as crash:
+        if registry.stage(stage).prepare:  # e.g. a JIT cache corrupted since its last warm-up
+            registry.stage(stage).prepare_workers(force=True)  # repair, then once more
+            try:
+                return run_guarded(extract_partition, *args)
+            except WorkerCrashed as again:
+                crash = again
+        return record_crash(stage, unit.to_dict(), str(store.root), crash.reason, upstream)

@@ -1,0 +1,1 @@
+"""The audio specialist: an MLP over MFCC context windows, top-k pooled over time, a seed ensemble."""

@@ -1,0 +1,234 @@
+"""The bag-of-mouths specialist: k-means dictionaries of small mouth patches, triangle codes,
+logistic regression; a clip's probabilities are the mean of its frames' (EmoNets 2013).
+
+Per frame: the grey mouth patch is cut into a ``grid`` of regions; every region yields dense
+``patch`` x ``patch`` sub-patches (stride 1), each contrast-normalised and PCA-whitened with that
+region's whitening; each region has its own k-means dictionary; a sub-patch's triangle code is
+averaged over its region, and the regions' codes are concatenated into the frame's vector
+(regions x centroids). A standardised multinomial logistic regression (L2 weight decay, strength
+1/C) maps frame vectors to the seven classes.
+
+The paper used a 4x4 grid of 8x8x3 patches on a ~38x50 colour mouth crop and 400 centroids per
+region. Our mouth patch is grey and smaller (16x28 by default, see ``emonets.features.mouths``), so the
+defaults are a 2x4 grid of 8x7 regions with 5x5 patches (12 per region).
+
+``items[i]`` of a ClipSet holds clip i's (T, h, w) uint8 mouth patches (T = 1 for still
+images). A clip with no frame cannot be scored: its row of ``predict_proba`` is NaN.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from emonets.bundle import Bundle, load_bundle, save_bundle
+from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
+from emonets.specialists.coding import (
+    Whitening,
+    contrast_normalise,
+    fit_dictionary,
+    fit_whitening,
+    triangle_encode,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BagOfMouthsConfig:
+    """Everything that shapes a bag-of-mouths model (stored in its bundle)."""
+
+    grid: tuple[int, int] = (2, 4)      # regions: rows, columns
+    patch: int = 5                      # dense sub-patch side, pixels
+    n_centroids: int = 400              # k-means dictionary size per region (the paper: 400)
+    cn_eps: float = 10.0                # contrast normalisation regulariser (pixel units squared)
+    pca_variance: float = 0.9           # whitening keeps this fraction of the variance (the paper: 90%)
+    whiten_eps: float = 0.1
+    kmeans_patches_per_frame: int = 10  # sub-patches per frame and region drawn for k-means (paper: 10)
+    max_kmeans_patches: int = 100_000   # per region
+    kmeans_iter: int = 50
+    C: float = 0.001                    # inverse L2 strength; 0.001-0.01 tie on a FER-train hold-out
+    max_iter: int = 500
+    max_frames_per_clip: int | None = 50  # training frames per clip (evenly spaced); None = all
+    chunk: int = 2048                   # frames encoded at a time (bounds memory)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grid", tuple(int(v) for v in self.grid))
+        if min(self.grid) < 1 or self.patch < 1 or self.n_centroids < 1:
+            raise ValueError("grid, patch and n_centroids must be positive")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["grid"] = list(self.grid)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BagOfMouthsConfig":
+        return cls(**{**d, "grid": tuple(d["grid"])})
+
+
+def region_edges(shape: tuple[int, int], grid: tuple[int, int], patch: int) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) of each region of an (h, w) patch, row-major; each holds >= one sub-patch."""
+    h, w = shape
+    ys = np.linspace(0, h, grid[0] + 1).round().astype(int)
+    xs = np.linspace(0, w, grid[1] + 1).round().astype(int)
+    edges = [(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(grid[0]) for j in range(grid[1])]
+    if any(y1 - y0 < patch or x1 - x0 < patch for y0, y1, x0, x1 in edges):
+        raise ValueError(f"a {grid} grid on a {shape} mouth patch leaves regions smaller than {patch}x{patch}")
+    return [tuple(int(v) for v in e) for e in edges]
+
+
+def region_patches(frames: np.ndarray, edge: tuple[int, int, int, int], patch: int) -> np.ndarray:
+    """(N, P, patch*patch) float32: every dense sub-patch (stride 1) of one region of N frames."""
+    y0, y1, x0, x1 = edge
+    views = sliding_window_view(frames[:, y0:y1, x0:x1], (patch, patch), axis=(1, 2))
+    n, py, px = views.shape[:3]
+    return views.reshape(n, py * px, patch * patch).astype(np.float32)
+
+
+class BagOfMouths(Specialist):
+    """Mouth patches -> per-region triangle codes -> logistic regression (see module doc)."""
+
+    name = "bag_of_mouths"
+
+    def __init__(self, config: BagOfMouthsConfig = BagOfMouthsConfig()):
+        self.config = config
+
+    # -- features ---------------------------------------------------------------------------
+    def _check_frames(self, frames: np.ndarray) -> np.ndarray:
+        frames = np.asarray(frames)
+        if frames.ndim == 2:
+            frames = frames[None]
+        if frames.ndim != 3:
+            raise ValueError(f"mouth patches must be (T, h, w), got {frames.shape}")
+        if hasattr(self, "patch_shape_") and frames.shape[0] and tuple(frames.shape[1:]) != self.patch_shape_:
+            raise ValueError(f"mouth patches are {frames.shape[1:]}, the model was fitted on {self.patch_shape_}")
+        return frames.astype(np.uint8, copy=False)
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(T, regions * centroids) float32 frame vectors of (T, h, w) mouth patches."""
+        frames = self._check_frames(frames)
+        cfg = self.config
+        width = sum(len(c) for c in self.centroids_)
+        out = np.empty((len(frames), width), dtype=np.float32)
+        for start in range(0, len(frames), cfg.chunk):
+            block = frames[start : start + cfg.chunk]
+            col = 0
+            for edge, white, cents in zip(self.edges_, self.whitenings_, self.centroids_):
+                p = region_patches(block, edge, cfg.patch)
+                n, n_p, d = p.shape
+                z = white.transform(contrast_normalise(p.reshape(n * n_p, d), eps=cfg.cn_eps))
+                out[start : start + n, col : col + len(cents)] = triangle_encode(z, cents).reshape(n, n_p, -1).mean(1)
+                col += len(cents)
+        return out
+
+    # -- training ---------------------------------------------------------------------------
+    def _training_frames(self, data: ClipSet) -> tuple[np.ndarray, np.ndarray]:
+        """Frames (evenly spaced, at most max_frames_per_clip per clip) and their clip's label."""
+        frames, labels = [], []
+        cap = self.config.max_frames_per_clip
+        for item, label in zip(data.items, data.labels):
+            item = self._check_frames(item)
+            if label < 0 or len(item) == 0:
+                continue
+            if cap is not None and len(item) > cap:
+                item = item[np.linspace(0, len(item) - 1, cap).round().astype(int)]
+            frames.append(item)
+            labels.append(np.full(len(item), label, dtype=np.int64))
+        if not frames:
+            raise ValueError("no labelled frame to train on")
+        return np.concatenate(frames), np.concatenate(labels)
+
+    def fit(self, train: ClipSet, val: ClipSet | None = None) -> "BagOfMouths":
+        """Learn whitenings and dictionaries per region, then the logistic regression."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        cfg = self.config
+        t0 = time.perf_counter()
+        frames, labels = self._training_frames(train)
+        if len(np.unique(labels)) < 2:
+            raise ValueError("need at least two classes to train")
+        self.patch_shape_ = tuple(int(v) for v in frames.shape[1:])
+        self.edges_ = region_edges(self.patch_shape_, cfg.grid, cfg.patch)
+        rng = np.random.default_rng(cfg.seed)
+        n_sample = min(len(frames) * cfg.kmeans_patches_per_frame, cfg.max_kmeans_patches)
+        self.whitenings_, self.centroids_ = [], []
+        for r, edge in enumerate(self.edges_):
+            patches = region_patches(frames, edge, cfg.patch)  # (N, P, d) view-sized copy
+            n, n_p, d = patches.shape
+            pick = rng.choice(n * n_p, size=min(n_sample, n * n_p), replace=False)
+            sample = contrast_normalise(patches.reshape(n * n_p, d)[pick], eps=cfg.cn_eps)
+            white = fit_whitening(sample, variance=cfg.pca_variance, eps=cfg.whiten_eps)
+            self.whitenings_.append(white)
+            self.centroids_.append(fit_dictionary(white.transform(sample), n_centroids=cfg.n_centroids,
+                                                  seed=cfg.seed + r, max_iter=cfg.kmeans_iter))
+        t_dict = time.perf_counter() - t0
+        features = self.encode(frames)
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=cfg.max_iter))
+        clf.fit(features, labels)
+        self.classifier_ = clf
+        self.metrics_ = {
+            "train_frames": int(len(frames)),
+            "train_frame_accuracy": float((clf.predict(features) == labels).mean()),
+            "whitening_components": [w.n_components for w in self.whitenings_],
+            "dictionary_seconds": round(t_dict, 2),
+            "fit_seconds": round(time.perf_counter() - t0, 2),
+        }
+        if val is not None and (val.labels >= 0).any():
+            proba = self.predict_proba(val)
+            ok = (val.labels >= 0) & ~np.isnan(proba).any(axis=1)
+            self.metrics_["val_accuracy"] = float((proba[ok].argmax(1) == val.labels[ok]).mean())
+        return self
+
+    # -- prediction -------------------------------------------------------------------------
+    def frame_proba(self, frames: np.ndarray) -> np.ndarray:
+        """(T, 7) class probabilities of each frame (classes unseen in training get 0)."""
+        frames = self._check_frames(frames)
+        out = np.zeros((len(frames), N_CLASSES), dtype=np.float64)
+        if len(frames):
+            out[:, self.classifier_.classes_] = self.classifier_.predict_proba(self.encode(frames))
+        return out
+
+    def predict_proba(self, data: ClipSet) -> np.ndarray:
+        """(n_clips, 7): the mean of each clip's frame probabilities; NaN rows for clips without frames."""
+        items = [self._check_frames(item) for item in data.items]
+        lengths = np.array([len(i) for i in items])
+        out = np.full((len(items), N_CLASSES), np.nan)
+        if lengths.sum() == 0:
+            return out
+        probs = self.frame_proba(np.concatenate([i for i in items if len(i)]))
+        bounds = np.cumsum(lengths)
+        for k, (end, n) in enumerate(zip(bounds, lengths)):
+            if n:
+                out[k] = probs[end - n : end].mean(axis=0)
+        return out
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: Path | str) -> Path:
+        arrays = {"patch_shape": np.array(self.patch_shape_, dtype=np.int64)}
+        for r, (white, cents) in enumerate(zip(self.whitenings_, self.centroids_)):
+            arrays[f"whiten_mean_{r}"] = white.mean
+            arrays[f"whiten_matrix_{r}"] = white.matrix
+            arrays[f"centroids_{r}"] = cents
+        bundle = Bundle(kind=self.name, config=self.config.to_dict(), metrics=getattr(self, "metrics_", {}),
+                        estimators={"classifier": self.classifier_}, arrays=arrays)
+        return save_bundle(path, bundle)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "BagOfMouths":
+        bundle = load_bundle(path, kind=cls.name)
+        model = cls(BagOfMouthsConfig.from_dict(bundle.config))
+        a = bundle.arrays
+        model.patch_shape_ = tuple(int(v) for v in a["patch_shape"])
+        model.edges_ = region_edges(model.patch_shape_, model.config.grid, model.config.patch)
+        n = len(model.edges_)
+        model.whitenings_ = [Whitening(a[f"whiten_mean_{r}"], a[f"whiten_matrix_{r}"]) for r in range(n)]
+        model.centroids_ = [a[f"centroids_{r}"] for r in range(n)]
+        model.classifier_ = bundle.estimators["classifier"]
+        model.metrics_ = bundle.metrics
+        return model

@@ -1,0 +1,1 @@
+"""Guarded child processes: a native crash costs one unit; children die with their parent."""
