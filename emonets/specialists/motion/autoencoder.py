@@ -81,7 +81,7 @@ def encode(net: SynchronyAE, x: np.ndarray, *, batch: int = 8192) -> np.ndarray:
 def __getattr__(name: str):
     """``train_autoencoder`` / ``SynchronyAEModule`` from the training module, imported on first use."""
     if name in ("train_autoencoder", "SynchronyAEModule"):
-        from emonets.specialists import motion_ae_training
+        from emonets.specialists.motion import training
 
-        return getattr(motion_ae_training, name)
+        return getattr(training, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
