@@ -137,7 +137,7 @@ def main() -> None:
                            patience=max(8, epochs), log_dir=str(args.out.parent / "face_cnn_logs"))
     print(f"train {len(x_train)} faces, val {len(x_val)}; ~{per_epoch:.0f} s/epoch measured -> {epochs} epochs", flush=True)
     started = time.perf_counter()
-    model = FaceCNN(config).fit_frames(x_train, y_train, x_val, y_val, work_dir=config.log_dir,
+    model = FaceCNN(config).fit_network(x_train, y_train, x_val, y_val, work_dir=config.log_dir,
                                        init_state=init_state)
     train_seconds = time.perf_counter() - started
     probs = model.predict_frames(x_val)

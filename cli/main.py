@@ -132,6 +132,16 @@ def _bundle_arg(path: Path, what: str) -> Path:
     return path
 
 
+def _release_or_bundle(path: Path) -> Path:
+    """BUNDLE as given, or for the word ``release`` (no such folder here) the best shipped model:
+    the fused one when the release has it, else the face ConvNet."""
+    if str(path) == "release" and not path.exists():
+        from emonets.release import shipped_model, shipped
+
+        return shipped_model("fused" if shipped("fused") else "face_cnn")
+    return _bundle_arg(path, "BUNDLE")
+
+
 def _data_root(root: Path) -> Path:
     if not Path(root).expanduser().exists():
         raise FileNotFoundError(f"data root {root} does not exist")
@@ -563,7 +573,8 @@ def _write_predictions(results: list[dict], path: Path) -> None:
 
 @app.command()
 def evaluate(
-    bundle: Path = typer.Argument(..., help="a specialist's or the fused model bundle"),
+    bundle: Path = typer.Argument(..., help="a specialist's or the fused model bundle, or the word "
+                                            "'release': the best model shipped with EmoNets"),
     data_root: Path = typer.Argument(..., help="a labelled data root"),
     format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
@@ -581,7 +592,7 @@ def evaluate(
 
         choice(format, FORMATS, "format")
         choice(runner, INTERACTIVE_RUNNERS, "runner")
-        _bundle_arg(bundle, "BUNDLE")
+        bundle = _release_or_bundle(bundle)
         _data_root(data_root)
         home = _store(store)
         mode = interactive_runner(runner)

@@ -51,7 +51,7 @@ def stripe_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def trained() -> FaceCNN:
     x, y = stripe_set(256, seed=0)
-    return FaceCNN(TINY).fit_frames(x, y)
+    return FaceCNN(TINY).fit_network(x, y)
 
 
 def test_backbone_output_shape_and_size_independence():
@@ -114,7 +114,7 @@ def test_data_module_gives_whole_uint8_batches_covering_each_face_once():
     assert [len(b[0]) for b in dm.val_dataloader()] == [4, 4, 2]
 
 
-def test_fit_frames_learns_a_synthetic_task(trained):
+def test_fit_network_learns_a_synthetic_task(trained):
     x, y = stripe_set(100, seed=5)
     probs = trained.predict_frames(x)
     assert probs.shape == (100, 7) and probs.dtype == np.float32
@@ -126,11 +126,11 @@ def test_fit_frames_learns_a_synthetic_task(trained):
     np.testing.assert_array_equal(probs, trained.predict_frames(x))
 
 
-def test_fit_frames_with_validation_keeps_best_checkpoint(tmp_path):
+def test_fit_network_with_validation_keeps_best_checkpoint(tmp_path):
     x, y = stripe_set(128, seed=2)
     xv, yv = stripe_set(40, seed=3)
     cfg = FaceCNNConfig(**{**TINY.to_dict(), "max_epochs": 3})
-    model = FaceCNN(cfg).fit_frames(x, y, xv, yv, work_dir=tmp_path)
+    model = FaceCNN(cfg).fit_network(x, y, xv, yv, work_dir=tmp_path)
     assert 0.0 <= model.metrics_["best_val_acc"] <= 1.0
     assert list((tmp_path / "checkpoints").glob("*.ckpt"))
     history = model.metrics_["history"]
@@ -156,7 +156,7 @@ def test_swa_keeps_the_average_of_its_epochs_weights(monkeypatch, tmp_path):
     monkeypatch.setattr(StochasticWeightAveraging, "update_parameters", staticmethod(recording))
     x, y = stripe_set(256, seed=0)
     xv, yv = stripe_set(64, seed=1)
-    model = FaceCNN(replace(TINY, max_epochs=5, swa_epochs=3)).fit_frames(x, y, xv, yv, work_dir=tmp_path)
+    model = FaceCNN(replace(TINY, max_epochs=5, swa_epochs=3)).fit_network(x, y, xv, yv, work_dir=tmp_path)
     assert len(snapshots) == 3 and model.metrics_["swa"]["completed"]
     for name, value in model.state_.items():
         if name in snapshots[0]:
@@ -170,23 +170,23 @@ def test_swa_keeps_the_average_of_its_epochs_weights(monkeypatch, tmp_path):
 
 def test_warm_start_begins_from_the_given_weights(trained):
     x, y = stripe_set(64, seed=4)
-    frozen = FaceCNN(replace(TINY, lr=0.0, max_epochs=1)).fit_frames(x, y, init_state=trained.state_)
+    frozen = FaceCNN(replace(TINY, lr=0.0, max_epochs=1)).fit_network(x, y, init_state=trained.state_)
     params = {name for name, _ in FaceNet(widths=TINY.widths, convs=TINY.convs).named_parameters()}
     for name in params:  # lr 0: the weights are exactly the ones started from (BN statistics still move)
         torch.testing.assert_close(frozen.state_[name], trained.state_[name], rtol=0, atol=0)
     assert frozen.metrics_["warm_started"] and not trained.metrics_["warm_started"]
-    tuned = FaceCNN(replace(TINY, lr=1e-3, max_epochs=1)).fit_frames(x, y, init_state=trained.state_)
+    tuned = FaceCNN(replace(TINY, lr=1e-3, max_epochs=1)).fit_network(x, y, init_state=trained.state_)
     faces, labels = stripe_set(100, seed=5)
     assert (tuned.predict_frames(faces).argmax(1) == labels).mean() >= 0.9  # one gentle epoch keeps what it knew
     with pytest.raises(RuntimeError, match="size mismatch"):
-        FaceCNN(replace(TINY, widths=(8, 8), max_epochs=1)).fit_frames(x, y, init_state=trained.state_)
+        FaceCNN(replace(TINY, widths=(8, 8), max_epochs=1)).fit_network(x, y, init_state=trained.state_)
 
 
 def test_rejects_bad_frames():
     with pytest.raises(ValueError):
-        FaceCNN(TINY).fit_frames(np.zeros((0, SIZE, SIZE), np.uint8), np.zeros(0))
+        FaceCNN(TINY).fit_network(np.zeros((0, SIZE, SIZE), np.uint8), np.zeros(0))
     with pytest.raises(ValueError):
-        FaceCNN(TINY).fit_frames(np.zeros((4, SIZE), np.uint8), np.zeros(4))
+        FaceCNN(TINY).fit_network(np.zeros((4, SIZE), np.uint8), np.zeros(4))
 
 
 def order_clips(n: int, seed: int) -> ClipSet:
@@ -211,7 +211,7 @@ def test_svm_stage_uses_the_order_in_time(trained):
     model.size_, model.state_ = trained.size_, trained.state_
     train, val, test = order_clips(48, 10), order_clips(24, 11), order_clips(40, 12)
     mean_only = model.predict_proba(test)  # no SVM yet: the frames' mean
-    model.fit(train, val)
+    model.fit_video_head(train, val)
     probs = model.predict_proba(test)
     assert probs.shape == (40, 7)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
@@ -231,7 +231,7 @@ def test_svm_probabilities_agree_with_its_decisions_however_few_videos(trained, 
     model = FaceCNN(TINY)
     model.size_, model.state_ = trained.size_, trained.state_
     train, test = order_clips(4 * per_class, 20), order_clips(40, 21)
-    model.fit(train)
+    model.fit_video_head(train)
     assert model.svm_.probability is platt  # from PLATT_MIN_CLIPS per class on, Platt's as before
     if not platt:
         decided = model.svm_.predict(model._clip_vectors(test)[0])
@@ -247,10 +247,20 @@ def test_clip_without_faces_is_named():
 
 def test_svm_needs_two_classes_and_a_trained_net(trained):
     with pytest.raises(RuntimeError):
-        FaceCNN(TINY).fit(order_clips(8, 0))
+        FaceCNN(TINY).fit_video_head(order_clips(8, 0))
     one_class = order_clips(8, 0)
     with pytest.raises(ValueError):
-        trained.fit(one_class.subset(one_class.labels == 1))
+        trained.fit_video_head(one_class.subset(one_class.labels == 1))
+
+
+def test_fit_trains_the_whole_model_on_clips(tmp_path):
+    """scikit-learn's contract: ``fit`` alone gives a usable model (network, then video head)."""
+    train, val, test = order_clips(32, 30), order_clips(16, 31), order_clips(40, 32)  # 8 a class: no Platt
+    model = FaceCNN(replace(TINY, max_epochs=6)).fit(train, val)
+    assert model.state_ and model.svm_ is not None and model.metrics_["svm_C"] in TINY.svm_C
+    assert (model.predict_proba(test).argmax(1) == test.labels).mean() >= 0.6
+    with pytest.raises(ValueError, match="no labelled clip"):
+        FaceCNN(TINY).fit(ClipSet(["a"], [np.zeros((0, SIZE, SIZE), np.uint8)], np.array([1])))
 
 
 def test_svm_C_keyword_overrides_config():
@@ -261,7 +271,7 @@ def test_svm_C_keyword_overrides_config():
 def test_save_load_round_trip_identical(trained, tmp_path):
     model = FaceCNN(TINY)
     model.size_, model.state_, model.metrics_ = trained.size_, trained.state_, dict(trained.metrics_)
-    model.fit(order_clips(48, 20))
+    model.fit_video_head(order_clips(48, 20))
     path = model.save(tmp_path / "face_bundle")
     back = FaceCNN.load(path)
     test = order_clips(12, 21)
@@ -278,21 +288,21 @@ def test_save_load_round_trip_identical(trained, tmp_path):
 
 def test_ensemble_averages_its_members_and_round_trips(trained, tmp_path):
     x, y = stripe_set(256, seed=1)
-    other = FaceCNN(replace(TINY, widths=(8, 8), seed=1)).fit_frames(x, y)
+    other = FaceCNN(replace(TINY, widths=(8, 8), seed=1)).fit_network(x, y)
     both = FaceCNN.ensemble([trained, other])
     faces, labels = stripe_set(64, seed=2)
     np.testing.assert_allclose(both.predict_frames(faces),
                                (trained.predict_frames(faces) + other.predict_frames(faces)) / 2, rtol=1e-5, atol=1e-6)
     assert (both.predict_frames(faces).argmax(1) == labels).mean() >= 0.9
     assert both.metrics_["params"] == trained.metrics_["params"] + other.metrics_["params"]
-    both.fit(order_clips(48, 20))  # the SVM stage works on the ensemble's frame probabilities
+    both.fit_video_head(order_clips(48, 20))  # the SVM stage works on the ensemble's frame probabilities
     back = FaceCNN.load(both.save(tmp_path / "ensemble"))
     assert [c.widths for c, _ in back.members_] == [(8, 8)]
     test = order_clips(12, 21)
     np.testing.assert_array_equal(back.predict_proba(test), both.predict_proba(test))
     nested = FaceCNN.ensemble([back, trained])  # members of members are kept, flat
     assert len(nested.members_) == 2
-    big = FaceCNN(replace(TINY, max_epochs=1)).fit_frames(np.zeros((32, 32, 32), np.uint8), np.arange(32) % 2)
+    big = FaceCNN(replace(TINY, max_epochs=1)).fit_network(np.zeros((32, 32, 32), np.uint8), np.arange(32) % 2)
     with pytest.raises(ValueError, match="same face size"):
         FaceCNN.ensemble([trained, big])
     with pytest.raises(ValueError):
@@ -348,7 +358,7 @@ def test_precision_auto_uses_bf16_only_where_the_cpu_runs_it(monkeypatch, fast_b
     assert resolve_precision("16-mixed", gpu=False) == "16-mixed"
     # and a fit uses (and records) the precision the rule chose
     x, y = stripe_set(32, seed=5)
-    fit = FaceCNN(replace(TINY, max_epochs=1, svm_C=(1.0,))).fit_frames(x, y)
+    fit = FaceCNN(replace(TINY, max_epochs=1, svm_C=(1.0,))).fit_network(x, y)
     assert fit.metrics_["precision"] == expected and fit.metrics_["device"] == "cpu"
 
 
@@ -364,7 +374,7 @@ def test_real_fer_faces_smoke(shared):
     x, y = load_grey_images(paths, size=48), np.array(labels)
     assert x.shape == (len(paths), 48, 48) and len(paths) >= 30
     cfg = FaceCNNConfig(widths=(8, 16, 32), convs=(1, 1, 1), batch_size=16, max_epochs=1)
-    model = FaceCNN(cfg).fit_frames(x, y, x[:10], y[:10])
+    model = FaceCNN(cfg).fit_network(x, y, x[:10], y[:10])
     probs = model.predict_frames(x)
     assert probs.shape == (len(x), 7) and np.isfinite(probs).all()
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
@@ -392,7 +402,7 @@ def test_data_parallel_training_on_two_cpu_processes(tmp_path):
     x, y = stripe_set(256, seed=0)
     xv, yv = stripe_set(64, seed=3)
     cfg = FaceCNNConfig(**{**TINY.to_dict(), "max_epochs": 4, "devices": 2})
-    model = FaceCNN(cfg).fit_frames(x, y, xv, yv, work_dir=tmp_path)
+    model = FaceCNN(cfg).fit_network(x, y, xv, yv, work_dir=tmp_path)
     m = model.metrics_
     assert m["devices"] == 2 and m["strategy"] == "ddp_spawn"
     assert m["epochs_trained"] == 4 and all(h["seconds"] for h in m["history"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -53,3 +55,22 @@ def test_a_changed_or_missing_file_is_refused_with_its_name(folder):
 def test_a_bundle_outside_the_release_is_not_checked(tmp_path, folder):
     outside = save_bundle(tmp_path / "mine", Bundle(kind="audio", torch_states={"net": {"w": torch.zeros(1)}}))
     assert load_bundle(outside).kind == "audio"  # no SHA256SUMS needed for a user's own bundle
+
+
+def test_evaluate_release_scores_the_shipped_model_on_a_labelled_root(shared, tmp_path):
+    """`emonets evaluate release ROOT`, right after install: the shipped model, no training; the last
+    line is one JSON object with the figures, each specialist's on the clips it could score."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    done = subprocess.run([str(Path(sys.executable).with_name("emonets")), "evaluate", "release", str(shared("crema-d")),
+                           "--store", str(tmp_path / "s")], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["model"] == str(shipped("face_cnn")) and result["n"] == 6
+    assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["macro_f1"] <= 1.0
+    assert set(result["specialists"]) == {"face_cnn"} and result["specialists"]["face_cnn"]["n"] == 6

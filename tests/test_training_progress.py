@@ -221,7 +221,7 @@ def test_a_data_parallel_fit_reports_once_per_epoch_from_its_spawned_ranks(tmp_p
     sink = tmp_path / "progress.jsonl"
     sink.touch()
     with progress.reporting_to(sink):
-        FaceCNN(cfg).fit_frames(x, y, x[:32], y[:32], work_dir=tmp_path / "work")
+        FaceCNN(cfg).fit_network(x, y, x[:32], y[:32], work_dir=tmp_path / "work")
     events = _events(sink)
     assert [(e["kind"], e.get("epoch")) for e in events] == [
         ("fit", None), ("epoch", 1), ("epoch", 2), ("fit_end", None)]

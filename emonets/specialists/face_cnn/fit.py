@@ -38,10 +38,10 @@ def fit_face_cnn(request):
         frames, labels = frames_and_labels(source)
         val_source = part("val", True) or part("val", False)
         val_frames, val_labels = frames_and_labels(val_source) if val_source else (None, None)
-        model = request.model_cls(request.config).fit_frames(frames, labels, val_frames, val_labels,
+        model = request.model_cls(request.config).fit_network(frames, labels, val_frames, val_labels,
                                                              work_dir=request.work_dir)
     videos = part("train", False)
     if videos is not None and len(set(videos.labels)) > 1:
         progress.phase("face_cnn", "SVM on the training videos' segments")
-        model.fit(videos, part("val", False))
+        model.fit_video_head(videos, part("val", False))
     return model

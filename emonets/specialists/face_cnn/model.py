@@ -1,9 +1,11 @@
 """The face specialist: a ConvNet on 48x48 grey faces, pooled over time, then an RBF SVM.
 
-Two stages, as in EmoNets: ``fit_frames`` trains the ConvNet on single faces (FER-2013, the
-paper's "Google faces"); ``fit`` pools each training video's per-frame probabilities into 10
-time segments (a 70-d vector) and fits an RBF SVM (gamma = 1/70) on those. Without a fitted
-SVM a clip's probabilities are the mean of its frames'.
+Two stages, as in EmoNets: ``fit_network`` trains the ConvNet on single faces (FER-2013, the
+paper's "Google faces"); ``fit_video_head`` pools each training video's per-frame probabilities
+into 10 time segments (a 70-d vector) and fits an RBF SVM (gamma = 1/70) on those. ``fit`` does
+both on one set of clips (scikit-learn's contract: it fits the whole model); the pipeline calls
+the two stages itself, the ConvNet on still images when it has them. Without a fitted SVM a
+clip's probabilities are the mean of its frames'.
 """
 
 from __future__ import annotations
@@ -92,12 +94,21 @@ class FaceCNN(Specialist):
     def __init__(self, config: FaceCNNConfig = FaceCNNConfig(), *, svm_C: tuple[float, ...] | None = None):
         """Store the settings only; ``svm_C`` (if given) replaces the config's SVM C candidates."""
         self.config = config if svm_C is None else replace(config, svm_C=tuple(svm_C))
-        self.members_: list[tuple[FaceCNNConfig, dict]] = []  # further ConvNets of an ensemble
+
+    def fit(self, train: ClipSet, val: ClipSet | None = None) -> "FaceCNN":
+        """The whole model on labelled clips: the ConvNet on every frame of them (the best epoch on
+        ``val``'s frames), then the video head on the clips when they hold two classes or more."""
+        frames, labels = _frames_of(train)
+        val_frames, val_labels = _frames_of(val) if val is not None and len(val) else (None, None)
+        self.fit_network(frames, labels, val_frames, val_labels)
+        if len(set(train.labels[train.labels >= 0])) > 1:
+            self.fit_video_head(train, val)
+        return self
 
     # -- stage 1: the ConvNet on single faces ----------------------------------------------
-    def fit_frames(self, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None = None,
-                   val_labels: np.ndarray | None = None, *, work_dir: Path | str | None = None,
-                   init_state: dict | None = None) -> "FaceCNN":
+    def fit_network(self, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None = None,
+                    val_labels: np.ndarray | None = None, *, work_dir: Path | str | None = None,
+                    init_state: dict | None = None) -> "FaceCNN":
         """Train the ConvNet on (N, H, W) uint8 faces; keep the best validation checkpoint.
 
         ``init_state`` (a FaceNet state dict of the same shape, e.g. a saved model's ``state_``)
@@ -107,7 +118,7 @@ class FaceCNN(Specialist):
 
         images = np.asarray(images, dtype=np.uint8)
         if images.ndim != 3 or len(images) == 0:
-            raise ValueError(f"fit_frames needs (N, H, W) uint8 faces, got {images.shape}")
+            raise ValueError(f"fit_network needs (N, H, W) uint8 faces, got {images.shape}")
         self.size_ = int(images.shape[1])
         self.state_, self.metrics_ = train_face_net(self.config, images, labels, val_images, val_labels,
                                                     work_dir=work_dir, init_state=init_state)
@@ -116,7 +127,7 @@ class FaceCNN(Specialist):
 
     def _all_members(self) -> list[tuple[FaceCNNConfig, dict]]:
         """(config, state dict) of this model's ConvNet, then of any ensemble members."""
-        return [(self.config, self.state_)] + self.members_
+        return [(self.config, self.state_)] + getattr(self, "members_", [])
 
     def _nets(self) -> list[FaceNet]:
         nets = []
@@ -188,10 +199,10 @@ class FaceCNN(Specialist):
             np.zeros((0, self.config.segments * N_CLASSES), np.float32)
         return vectors, per_clip
 
-    def fit(self, train: ClipSet, val: ClipSet | None = None) -> "FaceCNN":
+    def fit_video_head(self, train: ClipSet, val: ClipSet | None = None) -> "FaceCNN":
         """Fit the RBF SVM on the training videos' 70-d vectors; C chosen on ``val`` if given."""
         if not hasattr(self, "state_"):
-            raise RuntimeError("train the ConvNet first (fit_frames) or load a bundle")
+            raise RuntimeError("train the ConvNet first (fit_network) or load a bundle")
         x, _ = self._clip_vectors(train)
         y = train.labels
         if len(set(y)) < 2:
@@ -233,10 +244,10 @@ class FaceCNN(Specialist):
         bundle = Bundle(
             kind=self.name,
             config={"face_cnn": self.config.to_dict(), "size": self.size_,
-                    "members": [c.to_dict() for c, _ in self.members_]},
+                    "members": [c.to_dict() for c, _ in self._all_members()[1:]]},
             metrics=dict(getattr(self, "metrics_", {})),
             torch_states={"net": self.state_,
-                          **{f"member_{i}": st for i, (_, st) in enumerate(self.members_, 1)}},
+                          **{f"member_{i}": st for i, (_, st) in enumerate(self._all_members()[1:], 1)}},
             estimators={"svm": self.svm_} if getattr(self, "svm_", None) is not None else {},
         )
         return save_bundle(path, bundle)
@@ -252,3 +263,12 @@ class FaceCNN(Specialist):
         model.svm_ = bundle.estimators.get("svm")
         model.metrics_ = dict(bundle.metrics)
         return model
+
+
+def _frames_of(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame of the labelled clips, each with its clip's label."""
+    keep = [i for i, label in enumerate(clips.labels) if label >= 0 and len(clips.items[i])]
+    if not keep:
+        raise ValueError("no labelled clip with a face to train the ConvNet on")
+    frames = np.concatenate([clips.items[i] for i in keep])
+    return frames, np.concatenate([np.full(len(clips.items[i]), clips.labels[i]) for i in keep])
