@@ -1,6 +1,6 @@
 """`emonets compose`: write the composed audio-video benchmark (FER-2013 faces + RAVDESS speech).
 
-A plain Typer command function; flows/cli.py registers it (``app.command()(compose)``).
+A plain Typer command function; cli/main.py registers it (``app.command()(compose)``).
 """
 
 from __future__ import annotations

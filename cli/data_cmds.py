@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -43,7 +44,10 @@ def ingest(
             else:
                 from flows.ingest import ingest as ingest_flow
 
-                summary = ingest_flow(str(root), str(home.root), format, calm, allow_outside)
+                from emonets.media.paths import portable_path
+
+                summary = ingest_flow(portable_path(Path(os.path.abspath(root))), str(home.root), format, calm,
+                                      allow_outside)
     _show_ingest(summary)
     summary.pop("problem_rows")
     print_json_line(summary)
@@ -82,7 +86,7 @@ def _empty_split_effect(empty: list[str]) -> str:
 @app.command()
 def extract(
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
-    stages: str = typer.Option(",".join(registry.stages()), help="comma-separated stages"),
+    stages: Optional[str] = typer.Option(None, help="comma-separated stages (default: every registered one)"),
     runner: str = typer.Option("local", help="local (process pool) | threads | dask"),
     dask_address: Optional[str] = typer.Option(None, help="tcp://HOST:PORT of a Dask scheduler (with --runner dask)"),
 ) -> None:
@@ -92,7 +96,8 @@ def extract(
     in the store's `problems` table; the next run retries them); 2 usage error.
     """
     with cli_run(flows=False):
-        wanted = [choice(s.strip(), registry.stages(), "stage") for s in stages.split(",") if s.strip()]
+        wanted = [choice(s.strip(), registry.stages(), "stage") for s in (stages or ",".join(registry.stages())).split(",")
+                  if s.strip()]
         check_runner(runner, dask_address)
         home = ingested_store(store)
     with cli_run(lock=home):

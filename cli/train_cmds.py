@@ -16,7 +16,8 @@ from emonets import registry
 
 @app.command()
 def train(
-    specialist: str = typer.Argument(..., help="face_cnn | audio | bag_of_mouths | motion"),
+    specialist: str = typer.Argument(..., help="a registered specialist: face_cnn, audio, bag_of_mouths, motion, "
+                                             "or a plugin's ($EMONETS_PLUGINS)"),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     max_epochs: Optional[int] = typer.Option(None, help="cap on training epochs"),
     out: Optional[Path] = typer.Option(None, "--out", help="also copy the model bundle here: a new path, an empty "
@@ -31,8 +32,9 @@ def train(
 
         name = check_specialist(specialist)
         overrides = json_option(config, "--config")
-        if overrides.get("cnn_bundle"):
-            bundle_arg(Path(overrides["cnn_bundle"]), "cnn_bundle")
+        ready = registry.specialist(name).pretrained_key  # a ready network to start from (face_cnn: cnn_bundle)
+        if ready and overrides.get(ready):
+            bundle_arg(Path(overrides[ready]), ready)
         check_runner(runner, None)
         if out is not None:
             check_replaceable(out)
@@ -63,7 +65,7 @@ def train_all_cmd(
     roots: Optional[list[Path]] = typer.Argument(None, help="data roots (default: the generated demo dataset)"),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     format: Optional[list[str]] = typer.Option(None, "--format", "-f", help=f"one per root: {FORMAT_HELP}"),
-    specialists: str = typer.Option(",".join(registry.specialists()), help="comma-separated"),
+    specialists: Optional[str] = typer.Option(None, help="comma-separated (default: every registered one)"),
     runner: str = typer.Option("local", help="local | threads | dask"),
     dask_address: Optional[str] = typer.Option(None, help="tcp://HOST:PORT of a Dask scheduler"),
     max_epochs: Optional[int] = typer.Option(None, help="cap on every specialist's training epochs"),
@@ -75,7 +77,8 @@ def train_all_cmd(
         from emonets.datasets import FORMATS
         from emonets.train import check_specialist
 
-        names = [check_specialist(s.strip()) for s in specialists.split(",") if s.strip()]
+        names = [check_specialist(s.strip()) for s in (specialists or ",".join(registry.specialists())).split(",")
+                 if s.strip()]
         formats = [choice(f, FORMATS, "format") for f in format or []]
         for root in roots or []:
             existing_data_root(root)

@@ -14,8 +14,6 @@ import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote, unquote
@@ -26,6 +24,7 @@ import pyarrow.parquet as pq
 
 from data_catalog.atomic import TEMP_PREFIX, atomic_path, write_json_atomic
 from data_catalog.catalog import Catalog, TableSpec, load_catalog
+from data_catalog.version import code_version
 
 STORE_ENV = "EMONETS_STORE"
 DEFAULT_STORE = "./emonets-store"
@@ -38,19 +37,6 @@ class SchemaMismatchError(ValueError):
 
 class StoreLockedError(RuntimeError):
     """Another run holds the store's lock."""
-
-
-CODE_DISTRIBUTION = "emonets"  # the distribution this package ships in (pyproject.toml)
-
-
-@lru_cache(maxsize=None)
-def code_version() -> str:
-    """The version stamped on every manifest: the installed distribution's, read from its
-    metadata as the library's own ``__version__`` is (so this package imports nothing of it)."""
-    try:
-        return version(CODE_DISTRIBUTION)
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def default_store_root() -> Path:

@@ -116,13 +116,13 @@ _lock = threading.RLock()
 
 def register_stage(spec: StageSpec) -> StageSpec:
     """Add (or replace) a stage; its table is catalog.yaml's, or declared from ``spec.schema``."""
-    if spec.schema is not None:
-        from data_catalog.catalog import register_table
-
-        register_table(spec.table, spec.schema, producer=spec.name)
     with _lock:
         if spec.upstream is not None and spec.upstream not in _STAGES:
             raise ValueError(f"stage {spec.name}: upstream stage {spec.upstream!r} is not registered")
+        if spec.schema is not None:
+            from data_catalog.catalog import register_table
+
+            register_table(spec.table, spec.schema, producer=spec.name)
         _STAGES[spec.name] = spec
     return spec
 
@@ -133,6 +133,8 @@ def register_specialist(spec: SpecialistSpec) -> SpecialistSpec:
         missing = [s for s in (spec.reads, *spec.stages) if s not in _STAGES]
         if missing:
             raise ValueError(f"specialist {spec.name}: stages {missing} are not registered")
+        if spec.reads not in spec.stages:
+            raise ValueError(f"specialist {spec.name}: the stage it reads ({spec.reads}) must be among its stages")
         _SPECIALISTS[spec.name] = spec
     return spec
 
@@ -151,9 +153,12 @@ def _load_plugins() -> None:
     with _lock:
         if _plugins_loaded:
             return
-        _plugins_loaded = True
         for module in filter(None, (m.strip() for m in os.environ.get("EMONETS_PLUGINS", "").split(","))):
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except Exception as err:  # a user's setting: one clear line, not a traceback from deep inside
+                raise ValueError(f"EMONETS_PLUGINS: cannot import {module!r}: {type(err).__name__}: {err}") from err
+        _plugins_loaded = True  # only once every plugin registered (a failed one is retried, and fails again)
 
 
 def stages() -> tuple[str, ...]:

@@ -1,12 +1,6 @@
-"""The library's version: the installed distribution's (pyproject.toml), the one source of it.
+"""The library's version: data_catalog.version's (pyproject.toml in a checkout, else the installed
+distribution's metadata), the same value the store stamps on its manifests."""
 
-The store reads the same metadata to stamp its manifests (data_catalog never imports this
-package), so a partition's recorded version and the running code's cannot disagree.
-"""
+from data_catalog.version import code_version
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("emonets")
-except PackageNotFoundError:  # a source tree never installed: still one value for both sides
-    __version__ = "0+unknown"
+__version__ = code_version()

@@ -60,7 +60,7 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict]]:
     task has no Prefect cache that could disagree with the store).
     """
     store = Store(store_root)
-    task = extract_unit.with_options(result_storage=store.path("_prefect", "results"))
+    task = extract_unit  # results are small summaries passed in memory: none persisted
     futures, reused = [], []
     prepared: set[str] = set()
     for unit in units:

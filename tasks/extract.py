@@ -24,6 +24,7 @@ from emonets.workers.isolation import WorkerCrashed, run_guarded
     name="extract",
     task_run_name="{stage}:{unit[key]}",
     cache_policy=NO_CACHE,
+    persist_result=False,
     retries=1,
     retry_delay_seconds=1,
 )

@@ -12,7 +12,7 @@ from emonets.freshness import bundle_path, fused_description_if_current, fused_p
 from emonets.fusion.model import SELECTION_RULE, FusedModel, fit_fusion
 
 
-@task(name="fuse", cache_policy=NO_CACHE)
+@task(name="fuse", cache_policy=NO_CACHE, persist_result=False)
 def fuse_task(store_root: str, specialists: list[str], clip_partitions: list[str], n_draws: int = 400_000) -> dict:
     return run_fusion(store_root, specialists, clip_partitions, n_draws)
 
@@ -44,5 +44,5 @@ def run_fusion(store_root: str, specialists: list[str], clip_partitions: list[st
 def fuse_in_flow(store: Store, specialists: list[str], clip_partitions: list[str], n_draws: int = 400_000):
     """Run the fuse task in the calling flow; return its final state (the task itself reuses a
     current fused bundle: emonets.freshness)."""
-    task = fuse_task.with_options(result_storage=store.path("_prefect", "results"))
+    task = fuse_task  # results are small summaries passed in memory: none persisted
     return task(str(store.root), specialists, clip_partitions, n_draws, return_state=True)

@@ -9,6 +9,7 @@ import shutil
 import time
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from data_catalog import Store
@@ -51,7 +52,7 @@ def model_bundles(store: Store, specialists: list[str]) -> dict[str, dict | None
                for s in specialists}}
 
 
-@task(name="report")
+@task(name="report", cache_policy=NO_CACHE, persist_result=False)
 def report_task(store_root: str, clip_partitions: list[str], specialists: list[str],
                 val_timelines: dict[str, bytes] | list[str] | None = None) -> dict:
     """Write the report of this run's clips; ``val_timelines`` are PNG paths of a few val clips'

@@ -23,7 +23,7 @@ from emonets.freshness import bundle_path, specialist_is_current, training_input
 from emonets.train import fit_specialist
 
 
-@task(name="train-specialist", task_run_name="train:{specialist}", cache_policy=NO_CACHE)
+@task(name="train-specialist", task_run_name="train:{specialist}", cache_policy=NO_CACHE, persist_result=False)
 def train_specialist_task(specialist: str, store_root: str, config: dict | None = None,
                           max_epochs: int | None = None, clip_partitions: list[str] | None = None) -> dict:
     return run_training(specialist, store_root, config, max_epochs, clip_partitions)
@@ -96,5 +96,5 @@ def train_in_flow(store: Store, specialist: str, config: dict | None = None, max
                   clip_partitions: list[str] | None = None):
     """Run the train task in the calling flow; return its final state (the task itself reuses a
     current bundle: emonets.freshness)."""
-    task = train_specialist_task.with_options(result_storage=store.path("_prefect", "results"))
+    task = train_specialist_task  # results are small summaries passed in memory: none persisted
     return task(specialist, str(store.root), config, max_epochs, clip_partitions, return_state=True)

@@ -82,3 +82,17 @@ def test_a_toy_stage_and_specialist_run_extract_train_fuse_predict(toy, tmp_path
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert list(result["specialists"]) == ["brightness_nc"] and result["label"] in result["probabilities"]
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_plugin_that_cannot_be_imported_is_one_line_and_commands_still_start(tmp_path):
+    """A bad $EMONETS_PLUGINS costs the commands that read the registry one `error:` line (no
+    traceback), and `--version` / `--help` do not read it at all."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["EMONETS_PLUGINS"] = "no_such_plugin_here"
+    exe = str(Path(sys.executable).with_name("emonets"))
+    version = subprocess.run([exe, "--version"], env=env, capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0 and version.stdout.startswith("emonets ")
+    run = subprocess.run([exe, "extract", "--store", str(tmp_path / "s")], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr + run.stdout
+    assert "EMONETS_PLUGINS: cannot import 'no_such_plugin_here'" in run.stderr + run.stdout

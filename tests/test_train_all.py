@@ -1,6 +1,6 @@
-"""train-all end to end on a tiny generated dataset: trains, fuses, reports; a second run is all
-cache hits; an added clip recomputes only that clip's features and retrains; removing it again
-retrains rather than trusting Prefect's cache of the first run."""
+"""train-all end to end on a tiny generated dataset: trains, fuses, reports; a second run reuses
+everything; an added clip recomputes only that clip's features and retrains; removing it again
+retrains (the store holds the third run's models, whatever the first run's inputs were)."""
 
 from __future__ import annotations
 
@@ -75,8 +75,8 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
     assert {s["status"] for s in third["specialists"].values()} == {"trained"}
     assert third["fusion"]["status"] == "fitted"
 
-    # and removed again: the inputs are those of the first run, which Prefect's cache remembers,
-    # but the store's models are the third run's, so they must be retrained, not "reused"
+    # and removed again: the inputs are those of the first run, but the store's models are the
+    # third run's, so they must be retrained, not "reused" (emonets.freshness asks the store)
     extra.unlink()
     fourth = _run(root, store)
     assert fourth["clips"] == 28 and fourth["extraction"]["computed"] == 0

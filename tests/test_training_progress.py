@@ -193,7 +193,7 @@ def test_training_detail_and_time_left():
 
 
 def test_a_max_epochs_that_does_not_apply_does_not_retrain(tmp_path):
-    """It is left out of the training inputs (the cache key): bag_of_mouths would retrain for nothing."""
+    """It is left out of the training inputs (what decides whether the bundle is current): bag_of_mouths would retrain for nothing."""
     from data_catalog import Store
     from emonets.media.writer import write_video
     from tasks.ingest import ingest_root

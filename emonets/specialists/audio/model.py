@@ -9,7 +9,7 @@ ensemble of seeds. Normalisation statistics come from the training clips only an
 the bundle.
 
 Augmentation: frame-level views inside ``fit`` (tempo, crop, time masks, noise: see
-audio_data); audio-level speed perturbation (``emonets.features.mfcc.speed_perturb``, factors 0.9 and
+emonets.specialists.audio.data); audio-level speed perturbation (``emonets.features.mfcc.speed_perturb``, factors 0.9 and
 1.1) is done by whoever extracts the training features, which then passes the perturbed copies
 as extra training clips. On RAVDESS it was the single largest gain (benchmarks/bench_audio.py).
 """

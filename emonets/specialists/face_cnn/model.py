@@ -50,7 +50,7 @@ class FaceCNNConfig:
     devices: int = 1  # >1: data-parallel (DDP) over that many GPUs, or CPU processes without a GPU
     strategy: str = "auto"  # Lightning strategy when devices > 1 ("auto" = ddp_spawn; "ddp" for scripts)
     precision: str = "auto"  # "auto": bf16 mixed on a GPU or a CPU with native bf16, else "32-true"
-    tta: str = "mirror"  # test-time views averaged per face (face_cnn_net.TTA_VIEWS): "mirror" (2) or "affine" (18)
+    tta: str = "mirror"  # test-time views averaged per face (emonets.specialists.face_cnn.net.TTA_VIEWS): "mirror" (2) or "affine" (18)
 
     def __post_init__(self) -> None:
         if not 0 <= self.swa_epochs <= self.max_epochs:
@@ -98,10 +98,13 @@ class FaceCNN(Specialist):
     def fit(self, train: ClipSet, val: ClipSet | None = None) -> "FaceCNN":
         """The whole model on labelled clips: the ConvNet on every frame of them (the best epoch on
         ``val``'s frames), then the video head on the clips when they hold two classes or more."""
+        train, val = _with_faces(train), _with_faces(val)
+        if train is None:
+            raise ValueError("no labelled clip with a face to train the ConvNet on")
         frames, labels = _frames_of(train)
-        val_frames, val_labels = _frames_of(val) if val is not None and len(val) else (None, None)
+        val_frames, val_labels = _frames_of(val) if val is not None else (None, None)
         self.fit_network(frames, labels, val_frames, val_labels)
-        if len(set(train.labels[train.labels >= 0])) > 1:
+        if len(set(train.labels)) > 1:
             self.fit_video_head(train, val)
         return self
 
@@ -143,7 +146,7 @@ class FaceCNN(Specialist):
 
         Averaging independently trained nets is the cheapest accuracy gain on FER-2013 (the nets
         err differently). The first model's config, size and SVM-stage settings are kept; its SVM
-        (fitted on the single net's outputs) is dropped: call ``fit`` again on videos.
+        (fitted on the single net's outputs) is dropped: call ``fit_video_head`` again on videos.
         """
         if not models:
             raise ValueError("ensemble needs at least one trained model")
@@ -265,10 +268,15 @@ class FaceCNN(Specialist):
         return model
 
 
+def _with_faces(clips: ClipSet | None) -> ClipSet | None:
+    """The labelled clips that have at least one face, or None."""
+    if clips is None:
+        return None
+    kept = clips.subset((clips.labels >= 0) & np.array([len(item) > 0 for item in clips.items], bool))
+    return kept if len(kept) else None
+
+
 def _frames_of(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
-    """Every frame of the labelled clips, each with its clip's label."""
-    keep = [i for i, label in enumerate(clips.labels) if label >= 0 and len(clips.items[i])]
-    if not keep:
-        raise ValueError("no labelled clip with a face to train the ConvNet on")
-    frames = np.concatenate([clips.items[i] for i in keep])
-    return frames, np.concatenate([np.full(len(clips.items[i]), clips.labels[i]) for i in keep])
+    """Every frame of the clips, each with its clip's label."""
+    frames = np.concatenate(clips.items)
+    return frames, np.concatenate([np.full(len(item), label) for item, label in zip(clips.items, clips.labels)])

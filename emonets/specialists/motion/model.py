@@ -5,7 +5,7 @@ Steps (all fitted on the training clips):
 
 1. each 16x16x10 block (``emonets.features.motion_blocks``) is flattened, contrast-normalised and
    PCA-whitened (keeping ``pca_variance`` of the variance);
-2. a SynchronyAE (``motion_ae``) learns ``n_hidden`` motion-energy units from the whitened
+2. a SynchronyAE (``emonets.specialists.motion.autoencoder``) learns ``n_hidden`` motion-energy units from the whitened
    blocks, unsupervised, so unlabelled clips (label -1) help here and in step 3;
 3. MiniBatchKMeans quantises the blocks' codes into ``n_words`` words; a clip becomes the
    L1-normalised histogram of its blocks' words;
