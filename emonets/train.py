@@ -11,7 +11,6 @@ returns the fitted model, its `predictions` rows and metrics. Which clips train 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,17 +31,11 @@ def check_specialist(name: str) -> str:
     return registry.specialist(name).name
 
 
-def specialist_class(name: str) -> tuple[type, type]:
-    """(model class, config class) of a specialist, imported on demand."""
-    spec = registry.specialist(name)
-    return spec.model_class(), spec.config_class()
-
-
 def make_config(name: str, overrides: dict[str, Any] | None = None, *, max_epochs: int | None = None):
     """The specialist's config dataclass with overrides (and max_epochs where it has one)."""
     spec = registry.specialist(name)
     config_cls = spec.config_class()
-    fields = {f.name for f in dataclasses.fields(config_cls)}
+    fields = registry.config_fields(spec)
     values = dict(overrides or {})
     extra = {spec.pretrained_key} - {None}  # a setting of the training, not of the model
     unknown = sorted(set(values) - fields - extra)
@@ -152,4 +145,4 @@ def score(model: Specialist, name: str, clips: pd.DataFrame, sets: dict[str, Cli
 
 
 __all__ = ["FittedSpecialist", "TrainingRequest", "check_specialist", "make_config", "max_epochs_note", "score",
-           "specialist_class", "fit_specialist"]
+           "fit_specialist"]

@@ -15,7 +15,7 @@ from emonets.workers.isolation import close_guarded_children
 from flows.runtime.locking import exclusive_store
 from flows.runtime.progress import current_progress, reporting_progress
 from flows.runtime.runners import make_task_runner, shared_ephemeral_api
-from emonets.features.partition import ExtractionTally, reused_summary
+from emonets.features.partition import ExtractionTally, reused_summary, stored_partition
 from tasks.extract import extract_unit
 
 
@@ -72,7 +72,7 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict]]:
             spec = registry.stage(stage)
             upstream = None
             if spec.upstream is not None:
-                upstream = made.get(spec.upstream) or _stored(store, spec.upstream, unit)
+                upstream = made.get(spec.upstream) or stored_partition(store, spec.upstream, unit)
                 if upstream is None:
                     continue  # nothing to read: its upstream stage cannot run or never ran
                 if isinstance(upstream, dict):
@@ -90,12 +90,6 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict]]:
             made[stage] = task.submit(stage, u, cfgs[stage], store_root, **kwargs)
             futures.append(made[stage])
     return futures, reused
-
-
-def _stored(store: Store, stage: str, unit) -> dict | None:
-    """The stored partition of a stage this run does not compute (its fingerprint), or None."""
-    manifest = store.manifest(registry.stage(stage).table, unit.key)
-    return None if manifest is None else {"fingerprint": manifest.fingerprint}
 
 
 def _collect(futures: list, reused: list[dict], progress: Any) -> dict:

@@ -19,7 +19,8 @@ import pandas as pd
 
 from data_catalog import Store
 from emonets import registry
-from emonets.features.partition import ExtractionTally, extract_partition, record_crash, reused_summary
+from emonets.features.partition import (ExtractionTally, extract_partition, record_crash, reused_summary,
+                                       stored_partition)
 from emonets.features.extraction import WorkUnit, default_config, work_units
 from emonets.workers.isolation import WorkerCrashed, close_guarded_children, run_guarded
 
@@ -33,15 +34,13 @@ def extract_clips(store: Store, clips: pd.DataFrame, stages: list[str], *, confi
     cfgs = {s: {**default_config(s).to_dict(), **((configs or {}).get(s) or {})} for s in stages}
     units = work_units(clips)
     results: list[tuple[dict, bool]] = []  # (unit summary, reused)
-    jobs: list[list[str]] = []
     plans: list[tuple[WorkUnit, list[str]]] = []
     for unit in units:
         for chain in registry.stage_chains(stages):
             group = [s for s in chain if unit.can_run(s)]
             if group:
                 plans.append((unit, group))
-                jobs.append(group)
-    total = sum(len(g) for g in jobs)
+    total = sum(len(g) for _, g in plans)
     done = 0
 
     def tick() -> None:
@@ -50,7 +49,7 @@ def extract_clips(store: Store, clips: pd.DataFrame, stages: list[str], *, confi
         if progress is not None:
             progress(done, total)
 
-    for stage in sorted({s for g in jobs for s in g}):
+    for stage in sorted({s for _, g in plans for s in g}):
         registry.stage(stage).prepare_workers(force=False)
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="emonets-extract") as pool:
@@ -76,7 +75,7 @@ def _run_chain(store: Store, unit: WorkUnit, group: list[str], cfgs: dict, tick:
         up_name = registry.stage(stage).upstream
         upstream = None
         if up_name is not None:
-            up = done.get(up_name) or _current_upstream(store, up_name, unit)
+            up = done.get(up_name) or stored_partition(store, up_name, unit)
             if up is None or up.get("status") == "failed":
                 out.append(({"stage": stage, "key": unit.key, "status": "failed",
                              "reason": f"not run: its {up_name} partition failed", "stats": {}}, False))
@@ -88,12 +87,6 @@ def _run_chain(store: Store, unit: WorkUnit, group: list[str], cfgs: dict, tick:
         done[stage] = result
         tick()
     return out
-
-
-def _current_upstream(store: Store, stage: str, unit: WorkUnit) -> dict | None:
-    """The stored partition a stage reads when its upstream stage was not asked for this run."""
-    manifest = store.manifest(registry.stage(stage).table, unit.key)
-    return None if manifest is None else {"fingerprint": manifest.fingerprint, "status": "reused"}
 
 
 def _run_unit(store: Store, stage: str, unit: WorkUnit, config: dict, upstream: dict | None) -> dict:

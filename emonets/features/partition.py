@@ -44,6 +44,13 @@ def reused_summary(store: Store, stage: str, unit: WorkUnit, config: dict, upstr
     return None
 
 
+def stored_partition(store: Store, stage: str, unit: WorkUnit) -> dict | None:
+    """The stored partition of ``stage`` for ``unit`` (its fingerprint), whether current or not:
+    what a dependent stage reads when this run does not compute its upstream; None if absent."""
+    manifest = store.manifest(registry.stage(stage).table, unit.key)
+    return None if manifest is None else {"fingerprint": manifest.fingerprint}
+
+
 def extract_partition(stage: str, unit: dict, config: dict, store_root: str, upstream: dict | None = None) -> dict:
     """Compute (or reuse, when its manifest is current) one partition; return a small summary."""
     store = Store(store_root)
