@@ -11,11 +11,11 @@ from prefect.futures import as_completed
 from data_catalog import Store
 from emonets import registry
 from emonets.features.extraction import default_config, work_units
+from emonets.features.partition import ExtractionTally, reused_summary, stored_partition
 from emonets.workers.isolation import close_guarded_children
 from flows.runtime.locking import exclusive_store
 from flows.runtime.progress import current_progress, reporting_progress
 from flows.runtime.runners import make_task_runner, shared_ephemeral_api
-from emonets.features.partition import ExtractionTally, reused_summary, stored_partition
 from tasks.extract import extract_unit
 
 
@@ -42,8 +42,8 @@ def extract_features(
         started = time.perf_counter()
         with shared_ephemeral_api():
             try:
-                futures, reused = _submit_all(units, stages, cfgs, str(store.root))
-                summary = _collect(futures, reused, current_progress())
+                futures, reused, planned = _submit_all(units, stages, cfgs, str(store.root))
+                summary = _collect(futures, reused, planned, current_progress())
             finally:
                 close_guarded_children()  # the threads runner's children live in this process
         summary.update(clips=int(len(clips)), units=len(units), stages=stages,
@@ -52,75 +52,88 @@ def extract_features(
     return summary
 
 
-def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict]]:
-    """Submit a task for each stale (stage, unit); return the futures and the reused summaries.
+def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict], int]:
+    """Submit one task per unit that has stale stages; return the futures, the reused summaries
+    and how many (stage, unit) the tasks will compute.
 
     Partitions whose manifest already matches (same content sha256, config, library version)
     are not submitted at all, so a no-change re-run creates no task runs (emonets.freshness: the
     task has no Prefect cache that could disagree with the store).
     """
     store = Store(store_root)
-    task = extract_unit  # results are small summaries passed in memory: none persisted
-    futures, reused = [], []
+    futures, reused, planned = [], [], 0
     prepared: set[str] = set()
     for unit in units:
-        u = unit.to_dict()
-        made: dict[str, Any] = {}  # stage -> its reused summary or the future that will make it
-        for stage in (s for chain in registry.stage_chains(stages) for s in chain):
-            if not unit.can_run(stage):
-                continue
-            spec = registry.stage(stage)
-            upstream = None
-            if spec.upstream is not None:
-                upstream = made.get(spec.upstream) or stored_partition(store, spec.upstream, unit)
-                if upstream is None:
-                    continue  # nothing to read: its upstream stage cannot run or never ran
-                if isinstance(upstream, dict):
-                    upstream = {"fingerprint": upstream["fingerprint"]}
-            hit = (reused_summary(store, stage, unit, cfgs[stage], upstream)
-                   if upstream is None or isinstance(upstream, dict) else None)
-            if hit:
-                reused.append(hit)
-                made[stage] = hit
-                continue
+        stale = _stale_stages(store, unit, stages, cfgs, reused)
+        if not stale:
+            continue
+        for stage in stale:
             if stage not in prepared:
-                spec.prepare_workers(force=True)  # e.g. numba's cache warm: workers then only read it
+                registry.stage(stage).prepare_workers(force=True)  # e.g. numba's cache: workers only read it
                 prepared.add(stage)
-            kwargs = {"upstream": upstream} if upstream is not None else {}
-            made[stage] = task.submit(stage, u, cfgs[stage], store_root, **kwargs)
-            futures.append(made[stage])
-    return futures, reused
+        planned += len(stale)
+        futures.append((len(stale), extract_unit.submit(unit.to_dict(), stale, {s: cfgs[s] for s in stale},
+                                                        store_root)))
+    return futures, reused, planned
 
 
-def _collect(futures: list, reused: list[dict], progress: Any) -> dict:
+def _stale_stages(store: Store, unit, stages: list[str], cfgs: dict, reused: list[dict]) -> list[str]:
+    """The stages this unit must compute, in chain order; the current ones go to ``reused``.
+
+    A stage after a stale upstream (mouths after faces) is stale too; one whose upstream this run
+    does not compute reads the stored partition, and is left out when there is none.
+    """
+    stale: list[str] = []
+    for stage in (s for chain in registry.stage_chains(stages) for s in chain):
+        if not unit.can_run(stage):
+            continue
+        up_name = registry.stage(stage).upstream
+        upstream = None
+        if up_name is not None:
+            if up_name in stale:
+                stale.append(stage)
+                continue
+            upstream = stored_partition(store, up_name, unit)
+            if upstream is None:
+                continue  # nothing to read: its upstream stage cannot run or never ran
+        hit = reused_summary(store, stage, unit, cfgs[stage], upstream)
+        if hit:
+            reused.append(hit)
+        else:
+            stale.append(stage)
+    return stale
+
+
+def _collect(futures: list, reused: list[dict], planned: int, progress: Any) -> dict:
     tally = ExtractionTally()
     for result in reused:
         tally.add(result, True)
-    total = len(futures) + len(reused)
+    total = planned + len(reused)
     done = len(reused)
     if progress is not None:
         progress(done, total)
-    for future in as_completed(futures):
-        done += 1
+    size_of = {id(f): n for n, f in futures}
+    for future in as_completed([f for _, f in futures]):
+        done += size_of[id(future)]
         if progress is not None:
             progress(done, total)
         future.wait()  # sets the future's final state (as_completed only says the run ended)
         state = future.state
-        if not state.is_final():  # never ran: the task it needed failed, or the runner could not run it
+        if not state.is_final():  # never ran: the runner could not run it
             tally.fail(f"{state.name}: {_why_not_run(future)}")
             continue
-        result = state.result(raise_on_failure=False)
-        if not state.is_completed() or not isinstance(result, dict):
-            tally.fail(f"{state.name}: {result}")
+        results = state.result(raise_on_failure=False)
+        if not state.is_completed() or not isinstance(results, list):
+            tally.fail(f"{state.name}: {results}")
             continue
-        # a unit whose worker crashed twice is counted failed (it is recorded in `problems`)
-        tally.add(result, result["status"] == "reused")
+        for result in results:  # a stage whose worker crashed twice is counted failed (and in `problems`)
+            tally.add(result, result["status"] == "reused")
     return tally.summary()
 
 
 def _why_not_run(future: Any) -> str:
     """Why a task never ran: the runner's own error where it has one (a Dask scheduler that
-    cannot import the code fails every task the same way), else its upstream stage failed."""
+    cannot import the code fails every task the same way)."""
     wrapped = getattr(future, "wrapped_future", None)
     try:
         error = wrapped.exception(timeout=0) if wrapped is not None and hasattr(wrapped, "exception") else None
@@ -128,7 +141,7 @@ def _why_not_run(future: Any) -> str:
         error = err
     if error is not None:
         return f"not run: the task runner failed it: {type(error).__name__}: {error}"
-    return "not run, the stage it needs failed"
+    return "not run"
 
 
 def _count_problems(store: Store, stages: list[str], clip_ids: set[str]) -> int:

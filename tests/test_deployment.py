@@ -150,11 +150,12 @@ def _api(server):
     return Api()
 
 
-def _task_runs_named(client, prefix: str) -> list:
+def _task_runs_of_stage(client, stage: str) -> list:
+    """The extraction task runs that computed ``stage`` (named "faces+mouths:<unit>")."""
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
-    runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=prefix)), limit=200)
-    return [r for r in runs if r.name.startswith(prefix)]
+    runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=stage)), limit=200)
+    return [r for r in runs if stage in r.name.split(":", 1)[0].split("+")]
 
 
 @pytest.mark.slow
@@ -180,7 +181,7 @@ def test_extract_features_runs_through_a_worker(server, demo):
         run = client.read_flow_run(run_id)
         assert run.state.is_completed(), (run.state, log[-3000:])
         assert run.parameters["stages"] == ["mfcc"]
-        assert len(_task_runs_named(client, "mfcc:")) == ingested["clips"]
+        assert len(_task_runs_of_stage(client, "mfcc")) == ingested["clips"]
     store = Store(server["store"])
     clips = store.read("clips")["clip_id"]
     assert sorted(store.partitions("mfcc")) == sorted(clips)
@@ -202,8 +203,8 @@ def test_train_all_runs_through_a_worker_and_reuses_features(server, demo):
         assert run.state.is_completed(), (run.state, log[-3000:])
         assert run.parameters["fusion_draws"] == 2000 and run.parameters["specialists"] == ["audio", "face_cnn"]
         # The MFCC of the extract-features run above were reused, not recomputed.
-        assert len(_task_runs_named(client, "mfcc:")) == ingested["clips"]
-        assert len(_task_runs_named(client, "faces:")) == ingested["clips"]
+        assert len(_task_runs_of_stage(client, "mfcc")) == ingested["clips"]
+        assert len(_task_runs_of_stage(client, "faces")) == ingested["clips"]
     reports = list(store.path("reports").glob("*/report.md"))
     assert reports and all("audio" in r.read_text() and "face_cnn" in r.read_text() for r in reports)
     assert set(store.read("predictions")["specialist"]) >= {"audio", "face_cnn"}

@@ -82,10 +82,10 @@ CRASHER = """
 import sys, time
 from data_catalog import Store
 from emonets.features.extraction import work_units, default_config
-from tasks.extract import run_extraction
+from tasks.extract import extract_unit
 store = Store(sys.argv[1])
 for unit in work_units(store.read("clips")):
-    run_extraction("motion", unit.to_dict(), default_config("motion").to_dict(), str(store.root))
+    extract_unit.fn(unit.to_dict(), ["motion"], {"motion": default_config("motion").to_dict()}, str(store.root))
     print("done", unit.key, flush=True)
     time.sleep(0.5)
 """
@@ -104,9 +104,10 @@ def test_killed_run_loses_nothing_finished_and_leaves_no_half_partition(tmp_path
     for key in done:  # every visible partition is complete and readable
         assert len(store.read("motion_blocks", partitions=[key])) == store.manifest("motion_blocks", key).rows
     from emonets.features.extraction import default_config, work_units
-    from tasks.extract import run_extraction
+    from tasks.extract import extract_unit
 
-    statuses = [run_extraction("motion", u.to_dict(), default_config("motion").to_dict(), str(store.root))["status"]
+    motion = {"motion": default_config("motion").to_dict()}
+    statuses = [extract_unit.fn(u.to_dict(), ["motion"], motion, str(store.root))[0]["status"]
                 for u in work_units(store.read("clips"))]
     assert statuses.count("reused") == len(done) and statuses.count("computed") == 4 - len(done)
 

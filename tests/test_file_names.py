@@ -84,7 +84,7 @@ def test_clips_table_round_trips_and_units_open_the_real_files(tmp_path, make_cl
 
 
 def test_stages_open_a_non_utf8_name_through_the_extraction_task(tmp_path, make_clip, store):
-    from tasks.extract import run_extraction
+    from tasks.extract import extract_unit
     from tasks.ingest import ingest_root
 
     root = tmp_path / "v"
@@ -95,9 +95,9 @@ def test_stages_open_a_non_utf8_name_through_the_extraction_task(tmp_path, make_
     assert unit.paths[0].startswith("file://") and unit.key == "clip\\xff \\n#"
     # faces and motion decode the video through the task; the mfcc stage's own opener is
     # load_audio (its librosa/numba part does not touch the path, so it is called directly)
-    for stage in ("faces", "motion"):
-        out = run_extraction(stage, unit.to_dict(), default_config(stage).to_dict(), str(store.root))
-        assert out["status"] == "computed", out
+    stages = ["faces", "motion"]
+    outs = extract_unit.fn(unit.to_dict(), stages, {s: default_config(s).to_dict() for s in stages}, str(store.root))
+    assert [o["status"] for o in outs] == ["computed", "computed"], outs
     from emonets.media.audio_io import load_audio
 
     assert load_audio(unit.paths[0], sr=16000).size > 8000

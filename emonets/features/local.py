@@ -19,10 +19,10 @@ import pandas as pd
 
 from data_catalog import Store
 from emonets import registry
-from emonets.features.partition import (ExtractionTally, extract_partition, record_crash, reused_summary,
-                                       stored_partition)
+from emonets.features.chain import extract_stages
 from emonets.features.extraction import WorkUnit, default_config, work_units
-from emonets.workers.isolation import WorkerCrashed, close_guarded_children, run_guarded
+from emonets.features.partition import ExtractionTally
+from emonets.workers.isolation import close_guarded_children
 
 Progress = Callable[[int, int], None]
 
@@ -33,7 +33,7 @@ def extract_clips(store: Store, clips: pd.DataFrame, stages: list[str], *, confi
     started = time.perf_counter()
     cfgs = {s: {**default_config(s).to_dict(), **((configs or {}).get(s) or {})} for s in stages}
     units = work_units(clips)
-    results: list[tuple[dict, bool]] = []  # (unit summary, reused)
+    results: list[dict] = []  # one summary per (stage, unit)
     plans: list[tuple[WorkUnit, list[str]]] = []
     for unit in units:
         for chain in registry.stage_chains(stages):
@@ -53,54 +53,16 @@ def extract_clips(store: Store, clips: pd.DataFrame, stages: list[str], *, confi
         registry.stage(stage).prepare_workers(force=False)
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="emonets-extract") as pool:
-            futures = [pool.submit(_run_chain, store, unit, group, cfgs, tick) for unit, group in plans]
+            futures = [pool.submit(extract_stages, str(store.root), unit.to_dict(), group, cfgs, tick)
+                       for unit, group in plans]
             for future in futures:
                 results += future.result()
     finally:
         close_guarded_children()
     tally = ExtractionTally()
-    for result, reused in results:
-        tally.add(result, reused)
+    for result in results:
+        tally.add(result, result["status"] == "reused")
     summary = tally.summary()
     summary.update(clips=int(len(clips)), units=len(units), stages=list(stages),
                    seconds=round(time.perf_counter() - started, 2))
     return summary
-
-
-def _run_chain(store: Store, unit: WorkUnit, group: list[str], cfgs: dict, tick: Callable[[], None]) -> list:
-    """One unit's chain of stages in order (faces before mouths, which reads its partition)."""
-    out: list[tuple[dict, bool]] = []
-    done: dict[str, dict] = {}
-    for stage in group:
-        up_name = registry.stage(stage).upstream
-        upstream = None
-        if up_name is not None:
-            up = done.get(up_name) or stored_partition(store, up_name, unit)
-            if up is None or up.get("status") == "failed":
-                out.append(({"stage": stage, "key": unit.key, "status": "failed",
-                             "reason": f"not run: its {up_name} partition failed", "stats": {}}, False))
-                tick()
-                continue
-            upstream = {"fingerprint": up["fingerprint"]}
-        result = _run_unit(store, stage, unit, cfgs[stage], upstream)
-        out.append((result, result["status"] == "reused"))
-        done[stage] = result
-        tick()
-    return out
-
-
-def _run_unit(store: Store, stage: str, unit: WorkUnit, config: dict, upstream: dict | None) -> dict:
-    reused = reused_summary(store, stage, unit, config, upstream)
-    if reused is not None:
-        return reused
-    args = (stage, unit.to_dict(), config, str(store.root), upstream)
-    try:
-        return run_guarded(extract_partition, *args)
-    except WorkerCrashed as crash:
-        if registry.stage(stage).prepare:  # e.g. a JIT cache corrupted since its last warm-up
-            registry.stage(stage).prepare_workers(force=True)  # repair, then once more
-            try:
-                return run_guarded(extract_partition, *args)
-            except WorkerCrashed as again:
-                crash = again
-        return record_crash(stage, unit.to_dict(), str(store.root), crash.reason, upstream)
