@@ -64,7 +64,8 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict], int]
     futures, reused, planned = [], [], 0
     prepared: set[str] = set()
     for unit in units:
-        stale = _stale_stages(store, unit, stages, cfgs, reused)
+        stale, current = _stale_stages(store, unit, stages, cfgs)
+        reused += current
         if not stale:
             continue
         for stage in stale:
@@ -77,13 +78,14 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict], int]
     return futures, reused, planned
 
 
-def _stale_stages(store: Store, unit, stages: list[str], cfgs: dict, reused: list[dict]) -> list[str]:
-    """The stages this unit must compute, in chain order; the current ones go to ``reused``.
+def _stale_stages(store: Store, unit, stages: list[str], cfgs: dict) -> tuple[list[str], list[dict]]:
+    """The stages this unit must compute, in chain order, and the current ones' summaries.
 
     A stage after a stale upstream (mouths after faces) is stale too; one whose upstream this run
     does not compute reads the stored partition, and is left out when there is none.
     """
     stale: list[str] = []
+    reused: list[dict] = []
     for stage in (s for chain in registry.stage_chains(stages) for s in chain):
         if not unit.can_run(stage):
             continue
@@ -101,7 +103,7 @@ def _stale_stages(store: Store, unit, stages: list[str], cfgs: dict, reused: lis
             reused.append(hit)
         else:
             stale.append(stage)
-    return stale
+    return stale, reused
 
 
 def _collect(futures: list, reused: list[dict], planned: int, progress: Any) -> dict:

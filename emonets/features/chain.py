@@ -15,7 +15,8 @@ from typing import Callable
 from data_catalog import Store
 from emonets import registry
 from emonets.features.extraction import WorkUnit
-from emonets.features.partition import extract_partition, record_crash, reused_summary, stored_partition
+from emonets.features.partition import (extract_partition, record_crash, reused_summary, stored_partition,
+                                       unit_summary)
 from emonets.workers.isolation import WorkerCrashed, run_guarded
 
 
@@ -35,8 +36,7 @@ def extract_stages(store_root: str, unit: dict, stages: list[str], configs: dict
         if up_name is not None:
             up = done.get(up_name) or stored_partition(store, up_name, work)
             if up is None or up.get("status") == "failed":
-                out.append({"stage": stage, "key": work.key, "status": "failed",
-                            "reason": f"not run: its {up_name} partition failed", "stats": {}})
+                out.append(_failed(stage, work, f"not run: its {up_name} partition failed"))
                 if tick is not None:
                     tick()
                 continue
@@ -63,16 +63,22 @@ def extract_stage(store: Store, stage: str, unit: WorkUnit, config: dict, upstre
     try:
         return _twice(args)
     except WorkerCrashed as crash:
-        if registry.stage(stage).prepare:
-            registry.stage(stage).prepare_workers(force=True)
-            try:
-                return _twice(args)
-            except WorkerCrashed as again:
-                crash = again
-        return record_crash(stage, unit.to_dict(), str(store.root), crash.reason, upstream)
+        reason = crash.reason
     except Exception as err:  # noqa: BLE001 - reported in the run's summary, the run goes on
-        return {"stage": stage, "key": unit.key, "status": "failed", "reason": f"{type(err).__name__}: {err}",
-                "stats": {}}
+        return _failed(stage, unit, f"{type(err).__name__}: {err}")
+    if registry.stage(stage).prepare:  # e.g. a JIT cache corrupted since its last warm-up: repair, once more
+        registry.stage(stage).prepare_workers(force=True)
+        try:
+            return _twice(args)
+        except WorkerCrashed as again:
+            reason = again.reason
+        except Exception as err:  # noqa: BLE001
+            return _failed(stage, unit, f"{type(err).__name__}: {err}")
+    return record_crash(stage, unit.to_dict(), str(store.root), reason, upstream)
+
+
+def _failed(stage: str, unit: WorkUnit, reason: str) -> dict:
+    return {**unit_summary(stage, unit, 0, "", "failed", {}), "reason": reason}
 
 
 def _twice(args: tuple) -> dict:
