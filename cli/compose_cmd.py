@@ -23,6 +23,9 @@ def compose(
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.1,
                                                 help="cut each clip to this many seconds (quick runs)"),
     workers: int = typer.Option(1, "--workers", min=1, help="encoding processes"),
+    reuse_speech: int = typer.Option(1, "--reuse-speech", min=1,
+                                     help="let each utterance voice up to N clips (with other faces): larger sets "
+                                          "for scale measurements, whose clips share audio"),
 ) -> None:
     """Write composed clips: a real FER-2013 face, animated, with a real RAVDESS utterance of the
     same emotion, as an AFEW-style tree OUT/<Train|Val|Test>/<Emotion>/*.mp4."""
@@ -37,7 +40,7 @@ def compose(
         task = bar.add_task("composing clips", total=None)
         try:
             summary = compose_dataset(faces, speech, out, per_class=per_class, seed=seed, split=split,
-                                      max_seconds=max_seconds, workers=workers,
+                                      max_seconds=max_seconds, workers=workers, reuse_speech=reuse_speech,
                                       progress=lambda done, total: bar.update(task, completed=done, total=total))
         except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as err:
             console.print(f"[bold red]error:[/] {err}")

@@ -52,6 +52,8 @@ class StageSpec:
     #                              stage (force=False: skip what is already done) and, forced, to
     #                              repair before retrying a unit whose worker crashed
     usable: str | None = None    # "module:fn(rows) -> rows": drop rows that carry no input
+    lazy_items: bool = False     # training keeps each clip's array on disk, read when used
+    #                              (emonets.stored_features): too large to hold for every clip
     schema: dict[str, str] | None = field(default=None, compare=False)  # the table's columns (catalog
     #                              types) when catalog.yaml does not declare it (a plugin's table)
 
@@ -243,7 +245,7 @@ register_stage(StageSpec(
 register_stage(StageSpec(
     name="motion", table="motion_blocks", needs="video", order="block",
     config="emonets.features.motion_blocks:MotionConfig", run="emonets.features.extraction:run_motion",
-    decode="emonets.features.motion_blocks:decode_blocks"))
+    decode="emonets.features.motion_blocks:decode_blocks", lazy_items=True))  # ~5 MB of blocks a clip
 
 register_specialist(SpecialistSpec(
     name="face_cnn", model="emonets.specialists.face_cnn.model:FaceCNN",

@@ -23,6 +23,7 @@ from emonets import training_progress as progress
 from emonets.evaluation import metrics_dict
 from emonets.labels import PROB_COLUMNS
 from emonets.specialists.base import ClipSet, Specialist, labelled
+from emonets.stored_features import StoredFeatures
 from emonets.training_data import split_sets, with_views
 
 
@@ -73,13 +74,17 @@ class TrainingRequest:
 def fit_specialist(
     name: str,
     clips: pd.DataFrame,
-    features: pd.DataFrame,
+    features: pd.DataFrame | StoredFeatures,
     *,
     config: dict[str, Any] | None = None,
     max_epochs: int | None = None,
     work_dir: Path | str | None = None,
 ) -> FittedSpecialist:
-    """Fit ``name`` on the train split, score every clip with features, measure on val/test."""
+    """Fit ``name`` on the train split, score every clip with features, measure on val/test.
+
+    ``features``: the specialist's feature table as rows, or (bounded memory) as the store's
+    partitions of it.
+    """
     spec = registry.specialist(name)
     cfg = make_config(name, config, max_epochs=max_epochs)
     with progress.training(name, **spec.plan(cfg, dict(config or {}))):
@@ -93,7 +98,7 @@ def fit_specialist(
         return score(model, name, clips, sets)
 
 
-def _fit(spec: registry.SpecialistSpec, cfg: Any, clips: pd.DataFrame, features: pd.DataFrame,
+def _fit(spec: registry.SpecialistSpec, cfg: Any, clips: pd.DataFrame, features: pd.DataFrame | StoredFeatures,
          sets: dict[str, ClipSet]) -> Specialist:
     """The plain fit: the model on the labelled train clips, with val for early stopping."""
     train, val = sets.get("train"), sets.get("val")

@@ -1,8 +1,8 @@
 """Turn feature tables into per-clip inputs (ClipSets) for the specialists, split by split.
 
 The tables hold one row per frame (or block); a specialist wants, per clip, one array whose
-first axis is time. Decoding is vectorised over the whole table and then cut at clip borders,
-so ~32k FER-2013 one-frame "clips" take a fraction of a second, not a pandas groupby each.
+first axis is time (emonets.stored_features.arrays_by_clip). Training reads the store's
+partitions in bounded batches (StoredFeatures); a DataFrame of rows works the same way.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from emonets import registry
-from emonets.features.rows import decode_rows, usable_rows
+from emonets.features.rows import decode_rows
 from emonets.labels import LABEL_INDEX
 from emonets.specialists.base import ClipSet
+from emonets.stored_features import StoredFeatures, arrays_by_clip
 
 
 def clip_set(
@@ -27,29 +28,32 @@ def clip_set(
     decode: Callable[[str, pd.DataFrame], np.ndarray] = decode_rows,
 ) -> ClipSet:
     """A ClipSet over the clips (in ``clips`` order) that have at least one usable feature row."""
-    rows = usable_rows(table, features)
-    rows = rows[rows["clip_id"].isin(set(clips["clip_id"]))]
-    rows = rows.sort_values(["clip_id", order], kind="stable")
-    data = decode(table, rows)
-    ids = rows["clip_id"].to_numpy()
-    if len(ids) == 0:
-        return ClipSet([], [], np.zeros(0, np.int64))
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    ends = np.r_[starts[1:], len(ids)]
-    by_id = {ids[s]: data[s:e] for s, e in zip(starts, ends)}
+    rows = features[features["clip_id"].isin(set(clips["clip_id"]))]
+    return _from_arrays(clips, arrays_by_clip(table, order, rows, decode=decode))
+
+
+def _from_arrays(clips: pd.DataFrame, by_id: dict) -> ClipSet:
     kept = clips[clips["clip_id"].isin(by_id.keys())]
+    if kept.empty:
+        return ClipSet([], [], np.zeros(0, np.int64))
     labels = np.array([LABEL_INDEX.get(lab, -1) for lab in kept["label"]], dtype=np.int64)
     return ClipSet(kept["clip_id"].tolist(), [by_id[c] for c in kept["clip_id"]], labels)
 
 
-def split_sets(clips: pd.DataFrame, features: pd.DataFrame, specialist: str) -> dict[str, ClipSet]:
-    """The specialist's ClipSet for each split present in ``clips`` (train / val / test)."""
+def split_sets(clips: pd.DataFrame, features: pd.DataFrame | StoredFeatures, specialist: str) -> dict[str, ClipSet]:
+    """The specialist's ClipSet for each split present in ``clips`` (train / val / test).
+
+    ``features``: the feature table's rows, or (what training uses, bounded in memory) the
+    store's partitions of it.
+    """
     spec = registry.specialist(specialist)
-    table, order = spec.table, spec.order
-    return {split: clip_set(group, features, table, order) for split, group in clips.groupby("split")}
+    if isinstance(features, StoredFeatures):
+        by_id = features.per_clip()
+        return {split: _from_arrays(group, by_id) for split, group in clips.groupby("split")}
+    return {split: clip_set(group, features, spec.table, spec.order) for split, group in clips.groupby("split")}
 
 
-def with_views(cs: ClipSet, features: pd.DataFrame, table: str, order: str,
+def with_views(cs: ClipSet, features: pd.DataFrame | StoredFeatures, table: str, order: str,
                real_clip_ids: set[str] | frozenset[str] = frozenset()) -> ClipSet:
     """``cs`` plus the augmented copies the feature table holds for its clips.
 
@@ -59,16 +63,19 @@ def with_views(cs: ClipSet, features: pd.DataFrame, table: str, order: str,
     the dataset) guards the convention: a clip whose own id looks like "<clip>@<tag>" is a clip,
     never a copy.
     """
-    ids = features["clip_id"].astype(str)
+    stored = isinstance(features, StoredFeatures)
+    ids = pd.Series(list(features.per_clip()) if stored else features["clip_id"], dtype=object).astype(str)
     base = ids.str.rsplit("@", n=1).str[0]
     is_view = (base != ids) & base.isin(set(cs.clip_ids)) & ~ids.isin(set(real_clip_ids) | set(cs.clip_ids))
     if not is_view.any():
         return cs
-    views = features[is_view]
-    label_of = dict(zip(cs.clip_ids, cs.labels))
-    view_clips = pd.DataFrame({"clip_id": sorted(set(views["clip_id"]))})
+    view_clips = pd.DataFrame({"clip_id": sorted(set(ids[is_view]))})
     view_clips["label"] = ""
-    extra = clip_set(view_clips, views, table, order)
+    if stored:
+        extra = _from_arrays(view_clips, features.per_clip())
+    else:
+        extra = clip_set(view_clips, features[is_view.to_numpy()], table, order)
+    label_of = dict(zip(cs.clip_ids, cs.labels))
     labels = np.array([label_of[c.rsplit("@", 1)[0]] for c in extra.clip_ids], dtype=np.int64)
     return ClipSet(cs.clip_ids + extra.clip_ids, cs.items + extra.items, np.concatenate([cs.labels, labels]))
 

@@ -56,12 +56,16 @@ def train_all(
         fmts = list(formats or ["auto"] * len(roots))
         if len(fmts) != len(roots):
             raise ValueError("give one format per data root")
+        phases = {}  # wall seconds of each step, for the summary (benchmarks/bench_scale.py reads them)
+        tick = time.perf_counter()
         ingested = [ingest_root(str(Path(r).expanduser().resolve()), str(store.root), f) for r, f in zip(roots, fmts)]
+        phases["ingest"], tick = round(time.perf_counter() - tick, 1), time.perf_counter()
         partitions = [i["partition"] for i in ingested]
         stages = sorted(registry.stages_for(specialists))
         clip_ids = store.read("clips", partitions=partitions)["clip_id"].tolist()
         extraction = extract_features.with_options(task_runner=make_task_runner(runner, dask_address=dask_address))(
             store_root=str(store.root), stages=stages, configs=configs.get("extract"), clip_ids=clip_ids)
+        phases["extract"], tick = round(time.perf_counter() - tick, 1), time.perf_counter()
         raise_if_disk_full(extraction["errors"])  # a full disk stops the run here, saying so
         logger.info("extraction: %s computed, %s reused", extraction["computed"], extraction["cached"])
         trained = {}
@@ -80,10 +84,13 @@ def train_all(
             else:
                 trained[name] = {"specialist": name, "status": "failed", "error": str(result), **notes}
                 logger.warning("%s could not be trained: %s", name, result)
+            phases[f"train.{name}"], tick = round(time.perf_counter() - tick, 1), time.perf_counter()
         usable = [n for n, r in trained.items() if r["status"] != "failed"]
         fuse_state = fuse_in_flow(store, usable, partitions, fusion_draws)
         fusion = fuse_state.result()
+        phases["fuse"], tick = round(time.perf_counter() - tick, 1), time.perf_counter()
         report = report_task(str(store.root), partitions, usable)
+        phases["report"] = round(time.perf_counter() - tick, 1)
     summary = {
         "store": str(store.root),
         "data_roots": roots,
@@ -92,7 +99,7 @@ def train_all(
         "extraction": {k: extraction[k] for k in ("computed", "cached", "failed", "problems", "face_found_rate",
                                                    "errors")},
         "specialists": {n: {k: v for k, v in r.items()
-                            if k in ("status", "scored", "unscored", "seconds", "error", "notes")}
+                            if k in ("status", "scored", "unscored", "seconds", "peak_rss_mb", "error", "notes")}
                         for n, r in trained.items()},
         "fusion": {k: fusion[k] for k in ("status", "best_method", "bundle")},
         "report": report["report_dir"],
@@ -100,6 +107,7 @@ def train_all(
         "below_chance": report["below_chance"],
         "report_html": report["report_html"],
         "seconds": round(time.perf_counter() - started, 1),
+        "phase_seconds": phases,
     }
     print(f"report: {report['report_dir']}/report.md")
     return summary

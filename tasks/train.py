@@ -19,7 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from data_catalog import Store
 from emonets import registry
 from emonets.features.extraction import WorkUnit
+from emonets.memory import PeakRss
 from emonets.freshness import bundle_path, specialist_is_current, training_inputs, training_scope
+from emonets.stored_features import StoredFeatures
 from emonets.train import fit_specialist
 
 
@@ -45,10 +47,11 @@ def run_training(specialist: str, store_root: str, config: dict | None = None,
     clip_keys, feature_keys = training_scope(store, specialist, clip_partitions)
     clips = store.read("clips", partitions=clip_keys)
     table = registry.specialist(specialist).table
-    features = store.read(table, partitions=feature_keys)
+    features = StoredFeatures(store, table, feature_keys)  # read in bounded batches, never the whole table
     work_dir = store.path("_work", specialist)
     shutil.rmtree(work_dir, ignore_errors=True)  # checkpoints and logs of this training only
-    result = fit_specialist(specialist, clips, features, config=config, max_epochs=max_epochs, work_dir=work_dir)
+    with PeakRss() as peak:
+        result = fit_specialist(specialist, clips, features, config=config, max_epochs=max_epochs, work_dir=work_dir)
     path = result.model.save(bundle_path(store, specialist))
     _stamp_bundle(path, inputs, result.metrics)
     eligible = _eligible(clips, specialist)
@@ -62,7 +65,7 @@ def run_training(specialist: str, store_root: str, config: dict | None = None,
     store.write("predictions", result.predictions, partition=specialist, inputs=inputs)
     return {"specialist": specialist, "status": "trained", "bundle": str(path), "metrics": result.metrics,
             "scored": int(len(result.predictions)), "unscored": len(unscored),
-            "seconds": round(time.perf_counter() - started, 1)}
+            "seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": round(peak.mb)}
 
 
 def _stamp_bundle(path, inputs: dict, metrics: dict) -> None:

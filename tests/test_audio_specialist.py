@@ -149,3 +149,18 @@ def test_smoke_on_real_ravdess(shared):
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
     history = model.history_[0]["epochs"]
     assert len(history) == 2 and all(e["seconds"] > 0 and e["val_loss"] is not None for e in history)
+
+
+def test_streamed_normaliser_equals_the_whole_training_set_s_statistics():
+    """Fitted one clip at a time (memory flat in the clip count), the same as over all frames."""
+    from emonets.specialists.audio.data import fit_normaliser, utterance_centre
+
+    rng = np.random.default_rng(0)
+    items = [rng.normal(3.0, 2.0, size=(n, 5)).astype(np.float32) for n in (7, 0, 30, 12)]
+    mean, std = fit_normaliser(items, centre_columns=2)
+    frames = np.concatenate([utterance_centre(x, 2) for x in items if len(x)]).astype(np.float64)
+    np.testing.assert_allclose(mean, frames.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, frames.std(0), rtol=1e-5)
+    assert abs(mean[:2]).max() < 1e-5 and abs(mean[2:] - 3.0).max() < 1.0  # centred columns only
+    with pytest.raises(ValueError, match="no frames"):
+        fit_normaliser([np.zeros((0, 5), np.float32)])

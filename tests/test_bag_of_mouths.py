@@ -163,3 +163,29 @@ def test_whitening_with_fewer_rows_than_dimensions_matches_the_covariance_route(
     assert few.n_components == many.n_components == few2.n_components <= 10
     assert np.abs(few.transform(x)) == pytest.approx(np.abs(few2.transform(x)), abs=1e-3)
     assert np.cov(few.transform(x).T, bias=True) == pytest.approx(np.eye(few.n_components), abs=1e-3)
+
+
+def test_predicting_in_groups_of_clips_equals_one_pass(fitted):
+    """predict_proba encodes a few chunks of clips at a time (bounded memory): same figures."""
+    import dataclasses
+
+    test = _clips(10, 3, seed=4)
+    test = ClipSet(test.clip_ids + ["none"], test.items + [test.items[0][:0]], np.r_[test.labels, -1])
+    small = BagOfMouths(dataclasses.replace(fitted.config, chunk=4))
+    for name, value in vars(fitted).items():
+        if name.endswith("_"):
+            setattr(small, name, value)
+    one, grouped = fitted.predict_proba(test), small.predict_proba(test)
+    assert np.isnan(grouped[-1]).all()
+    np.testing.assert_allclose(grouped, one, atol=1e-6)
+
+
+def test_training_frames_are_bounded_in_all():
+    import dataclasses
+
+    data = _clips(10, 8, seed=5)  # 20 clips of 8 frames
+    model = BagOfMouths(dataclasses.replace(TINY, max_frames_per_clip=6, max_train_frames=40))
+    frames, labels = model._training_frames(data)
+    assert len(frames) == 40 and len(labels) == 40  # 2 a clip, not 6
+    frames, _ = BagOfMouths(dataclasses.replace(TINY, max_frames_per_clip=6, max_train_frames=None))._training_frames(data)
+    assert len(frames) == 120

@@ -136,6 +136,28 @@ def test_full_plan_uses_each_source_once_and_counts_follow_ravdess(scanned):
     assert {p.face.pool for p in plans if p.split != "train"} == {"heldout"}
 
 
+def test_reused_speech_gives_a_larger_set_with_fresh_faces_whose_first_pass_is_the_plain_plan(scanned):
+    faces, speech = scanned
+    plain, _ = plan_clips(faces, speech, classes=list(EMOTIONS), per_class=None, seed=0, split="all",
+                          config=ComposeConfig())
+    tripled, limits = plan_clips(faces, speech, classes=list(EMOTIONS), per_class=None, seed=0, split="all",
+                                 config=ComposeConfig(), reuse_speech=3)
+    assert limits["train"]["angry"]["clips"] == 240 and limits["val"]["disgust"]["limited_by"] == "faces"
+    assert len({p.face.path for p in tripled}) == len(tripled)  # every clip its own face
+    uses = {}
+    for p in tripled:
+        uses.setdefault(p.utterance.path, set()).add(p.split)
+    assert max(map(len, uses.values())) == 1  # a voice stays in its split
+    from collections import Counter
+    assert max(Counter(p.utterance.path for p in tripled).values()) == 3
+    first = {p.clip_id: p for p in tripled}
+    # where faces do not run out (FER val has 56 disgust faces), the plain set is a subset
+    assert all(first[p.clip_id] == p for p in plain if p.split == "train" or p.label != "disgust")
+    with pytest.raises(ValueError, match="reuse_speech"):
+        plan_clips(faces, speech, classes=list(EMOTIONS), per_class=None, seed=0, split="all",
+                   config=ComposeConfig(), reuse_speech=0)
+
+
 def test_one_split_mode_pools_every_source(scanned):
     faces, speech = scanned
     plans, _ = plan_clips(faces, speech, classes=list(EMOTIONS), per_class=None, seed=0, split="test",

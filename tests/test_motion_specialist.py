@@ -158,3 +158,45 @@ def test_training_leaves_torch_global_flags_as_found():
     x = _whitened(gratings(100, 1, np.random.default_rng(3)))
     train_autoencoder(x, n_hidden=8, max_epochs=1, batch_size=50)
     assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def _store_blocks(store, cs: ClipSet) -> None:
+    """Each clip's blocks as its own `motion_blocks` partition, the way extraction writes them."""
+    import pandas as pd
+
+    for clip_id, blocks in zip(cs.clip_ids, cs.items):
+        depth, h, w = blocks.shape[1:]
+        n = len(blocks)
+        store.write("motion_blocks", pd.DataFrame({
+            "clip_id": [clip_id] * n, "block": np.arange(n, dtype=np.int32)[::-1], "t": np.zeros(n),
+            "frame": np.zeros(n, np.int32), "y": np.zeros(n, np.int32), "x": np.zeros(n, np.int32),
+            "data": [b.tobytes() for b in blocks[::-1]], "depth": np.full(n, depth, np.int32),
+            "height": np.full(n, h, np.int32), "width": np.full(n, w, np.int32)}), partition=clip_id)
+
+
+def test_training_from_the_store_keeps_blocks_on_disk_and_fits_the_same_model(store, monkeypatch):
+    """Lazy items (what `train` uses: StoredFeatures) hold no blocks and give the model the
+    in-memory arrays give; each clip is read once to sample the whitening and AE blocks."""
+    from emonets.stored_features import StoredClip, StoredFeatures
+
+    train, val = two_directions(8, seed=0), two_directions(2, seed=5)
+    _store_blocks(store, train)
+    _store_blocks(store, val)
+    per_clip = StoredFeatures(store, "motion_blocks", train.clip_ids + val.clip_ids).per_clip()
+    assert all(isinstance(item, StoredClip) for item in per_clip.values())
+    assert per_clip[train.clip_ids[0]].shape == train.items[0].shape
+    np.testing.assert_array_equal(np.asarray(per_clip[train.clip_ids[3]]), train.items[3])  # block order restored
+
+    def lazy(cs: ClipSet) -> ClipSet:
+        return ClipSet(cs.clip_ids, [per_clip[c] for c in cs.clip_ids], cs.labels)
+
+    reads = []
+    real_load = StoredClip.load
+    monkeypatch.setattr(StoredClip, "load", lambda self: reads.append(self.clip_id) or real_load(self))
+    from_store = MotionSpecialist(TINY).fit(lazy(train), lazy(val))
+    sampling_reads = reads[: len(train)]
+    assert sorted(sampling_reads) == sorted(train.clip_ids)  # whitening + AE samples: one read per clip
+    in_memory = MotionSpecialist(TINY).fit(train, val)
+    test = two_directions(3, seed=2)
+    np.testing.assert_allclose(from_store.predict_proba(test), in_memory.predict_proba(test), atol=1e-6)
+    assert from_store.metrics_["train_accuracy"] == in_memory.metrics_["train_accuracy"]

@@ -21,7 +21,9 @@ fitted on clips no specialist trained on and reported on a Test split they never
 has few disgust faces (56), so Val gets fewer disgust clips than Test (``limits`` in the
 manifest says which source ran out). With ``split="train"|"val"|"test"`` every clip goes into
 that one split and all sources are pooled (held-out FER faces used first). Each face image and each
-utterance is used at most once. RAVDESS "calm" is not an EmoNets class: those files are dropped
+utterance is used at most once, unless ``reuse_speech`` > 1 (scale measurements beyond the 1,440
+RAVDESS speech files): then an utterance voices up to that many clips of its split, each with
+another face, and the manifest and README say so. RAVDESS "calm" is not an EmoNets class: those files are dropped
 (and counted); a class missing from either source is dropped too (and recorded). ``per_class``
 caps clips per class per split; the same seed writes the same clips. ``compose.json`` records
 every clip's sources, split, label and motion seed; ``README.txt`` carries the licences.
@@ -68,6 +70,7 @@ def compose_dataset(
     config: ComposeConfig | None = None,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    reuse_speech: int = 1,
 ) -> dict[str, Any]:
     """Write the composed benchmark into ``out_dir``; returns a summary (counts, timings, problems).
 
@@ -92,7 +95,7 @@ def compose_dataset(
     if speech_drops.get("calm"):
         dropped_classes["calm"] = f"RAVDESS 'calm' is not an EmoNets class: {speech_drops['calm']} files dropped"
     plans, limits = plan_clips(faces, speech, classes=classes, per_class=per_class, seed=seed, split=split,
-                               config=config)
+                               config=config, reuse_speech=reuse_speech)
 
     old = _previous_manifest(out_dir)
     config_dict = _config_dict(config)
@@ -101,6 +104,7 @@ def compose_dataset(
             and old.get("renderer") == RENDER_VERSION):
         reusable = {e["path"]: e for e in old.get("clips", []) if (out_dir / e["path"]).is_file()}
     header = {"name": "composed", "status": "incomplete", "renderer": RENDER_VERSION, "seed": seed, "split_mode": split, "per_class": per_class,
+              "reuse_speech": reuse_speech,
               "config": config_dict, "sources": {"faces_root": str(faces_root), "speech_root": str(speech_root)}}
     write_json_atomic(out_dir / MANIFEST, {**header, "clips": []})  # a crash from here on reuses nothing
     keep = set()

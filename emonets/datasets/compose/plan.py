@@ -59,8 +59,15 @@ def _in(actor: int, bounds: tuple[int, int]) -> bool:
 
 def plan_clips(faces: dict[str, dict[str, list[Face]]], speech: dict[str, list[Utterance]], *,
                classes: list[str], per_class: int | None, seed: int, split: str,
-               config: ComposeConfig) -> tuple[list[ClipPlan], dict]:
-    """Pair faces with utterances per split and class; returns (plans, limits per split/class)."""
+               config: ComposeConfig, reuse_speech: int = 1) -> tuple[list[ClipPlan], dict]:
+    """Pair faces with utterances per split and class; returns (plans, limits per split/class).
+
+    ``reuse_speech`` > 1 lets each utterance voice up to that many clips, each time with another
+    face (sets larger than the distinct voices allow, for scale measurements: such clips share
+    their audio). Its first pass is the ``reuse_speech=1`` plan, so the smaller set is a subset.
+    """
+    if reuse_speech < 1:
+        raise ValueError("reuse_speech must be at least 1")
     plans: list[ClipPlan] = []
     limits: dict[str, dict[str, dict]] = {}
     for label in classes:
@@ -78,7 +85,8 @@ def plan_clips(faces: dict[str, dict[str, list[Face]]], speech: dict[str, list[U
         for s_name, pool, actors in groups:
             s = tuple(SPLIT_FOLDERS).index(s_name)
             group_utts = [u for u in utts if actors is None or _in(u.actor, actors)]
-            group_utts = _shuffled(group_utts, np.random.default_rng([seed, c, 1, s]))
+            group_utts = [u for k in range(reuse_speech)
+                          for u in _shuffled(group_utts, np.random.default_rng([seed, c, 1, s] + ([k] if k else [])))]
             offset = used.get(id(pool), 0)
             # Val walks the shared pool from its far end, so a smaller per_class gives a subset
             # of a larger one's clips (Test's faces do not shift Val's).

@@ -42,6 +42,8 @@ def readme_text(m: dict) -> str:
         "",
         f"Written by emonets.datasets.compose.dataset.compose_dataset (seed {m['seed']}, split mode {m['split_mode']}, "
         f"per class {m['per_class'] or 'all'}); every clip's sources are listed in compose.json.",
+        *([f"VOICES REUSED: each utterance voices up to {m['reuse_speech']} clips of its split (with different "
+           "faces), for scale measurements; such clips share their audio."] if m.get("reuse_speech", 1) > 1 else []),
         f"Layout: <Train|Val|Test>/<Emotion>/<clip>.mp4, H.264 + AAC, {cfg['width']}x{cfg['height']} at "
         f"{cfg['fps']} fps, audio {cfg['sr']} Hz mono; clip length = utterance length.",
         "",

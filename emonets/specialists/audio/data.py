@@ -33,11 +33,22 @@ def utterance_centre(x: np.ndarray, columns: int) -> np.ndarray:
     return x
 
 
-def fit_normaliser(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and std over all frames of the training clips (std floored at 1e-6)."""
-    frames = np.concatenate([x for x in items if len(x)], axis=0).astype(np.float64)
-    mean = frames.mean(axis=0)
-    std = np.maximum(frames.std(axis=0), 1e-6)
+def fit_normaliser(items: list[np.ndarray], centre_columns: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std over all frames of the training clips (each utterance-centred
+    first, see :func:`utterance_centre`; std floored at 1e-6). Two passes, one clip at a time:
+    a float64 copy of every frame at once grows with the training set."""
+    total, count = None, 0
+    for x in items:
+        if len(x):
+            x = utterance_centre(x, centre_columns).astype(np.float64)
+            total = x.sum(axis=0) if total is None else total + x.sum(axis=0)
+            count += len(x)
+    if total is None:
+        raise ValueError("no frames to fit the normaliser on")
+    mean = total / count
+    squares = sum(((utterance_centre(x, centre_columns).astype(np.float64) - mean) ** 2).sum(axis=0)
+                  for x in items if len(x))
+    std = np.maximum(np.sqrt(squares / count), 1e-6)
     return mean.astype(np.float32), std.astype(np.float32)
 
 

@@ -96,8 +96,7 @@ class AudioSpecialist(Specialist):
             raise ValueError("fit needs labelled training clips")
         c = self.config
         self.n_features_ = int(train.items[0].shape[1])
-        centred = [utterance_centre(x, c.centre_columns) for x in train.items]
-        self.mean_, self.std_ = fit_normaliser(centred)
+        self.mean_, self.std_ = fit_normaliser(train.items, c.centre_columns)
         train_items = [self._normalise(x) for x in train.items]
         val_items = [self._normalise(x) for x in val.items] if val is not None and len(val) else None
         self.states_, self.history_ = [], []

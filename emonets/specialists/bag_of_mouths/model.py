@@ -52,6 +52,8 @@ class BagOfMouthsConfig:
     C: float = 0.001                    # inverse L2 strength; 0.001-0.01 tie on a FER-train hold-out
     max_iter: int = 500
     max_frames_per_clip: int | None = 50  # training frames per clip (evenly spaced); None = all
+    max_train_frames: int | None = 40_000  # and in all (fewer per clip on a large set): training
+    #                                       memory stays flat in the clip count; None = no bound
     chunk: int = 2048                   # frames encoded at a time (bounds memory)
     seed: int = 0
 
@@ -127,9 +129,14 @@ class BagOfMouths(Specialist):
 
     # -- training ---------------------------------------------------------------------------
     def _training_frames(self, data: ClipSet) -> tuple[np.ndarray, np.ndarray]:
-        """Frames (evenly spaced, at most max_frames_per_clip per clip) and their clip's label."""
+        """Frames (evenly spaced, at most max_frames_per_clip per clip and about max_train_frames
+        in all) and their clip's label."""
         frames, labels = [], []
         cap = self.config.max_frames_per_clip
+        total = self.config.max_train_frames
+        if total is not None:
+            n_clips = max(1, sum(1 for item, label in zip(data.items, data.labels) if label >= 0 and len(item)))
+            cap = max(1, total // n_clips) if cap is None else max(1, min(cap, total // n_clips))
         for item, label in zip(data.items, data.labels):
             item = self._check_frames(item)
             if label < 0 or len(item) == 0:
@@ -196,16 +203,13 @@ class BagOfMouths(Specialist):
 
     def predict_proba(self, data: ClipSet) -> np.ndarray:
         """(n_clips, 7): the mean of each clip's frame probabilities; NaN rows for clips without frames."""
-        items = [self._check_frames(item) for item in data.items]
-        lengths = np.array([len(i) for i in items])
-        out = np.full((len(items), N_CLASSES), np.nan)
-        if lengths.sum() == 0:
-            return out
-        probs = self.frame_proba(np.concatenate([i for i in items if len(i)]))
-        bounds = np.cumsum(lengths)
-        for k, (end, n) in enumerate(zip(bounds, lengths)):
-            if n:
-                out[k] = probs[end - n : end].mean(axis=0)
+        out = np.full((len(data), N_CLASSES), np.nan)
+        for group in _clip_groups([len(i) for i in data.items], self.config.chunk):  # bounded: a few chunks
+            items = [self._check_frames(data.items[k]) for k in group]
+            probs = self.frame_proba(np.concatenate(items))
+            bounds = np.cumsum([len(i) for i in items])
+            for k, end, item in zip(group, bounds, items):
+                out[k] = probs[end - len(item): end].mean(axis=0)
         return out
 
     # -- persistence ------------------------------------------------------------------------
@@ -232,3 +236,18 @@ class BagOfMouths(Specialist):
         model.classifier_ = bundle.estimators["classifier"]
         model.metrics_ = bundle.metrics
         return model
+
+
+def _clip_groups(lengths: list[int], frames: int) -> list[list[int]]:
+    """Indices of the clips with frames, grouped in order so a group holds about ``frames`` frames
+    (a longer clip is a group of its own): predicting a split never encodes all its frames at once."""
+    groups, group, size = [], [], 0
+    for k, n in enumerate(lengths):
+        if not n:
+            continue
+        if group and size + n > frames:
+            groups.append(group)
+            group, size = [], 0
+        group.append(k)
+        size += n
+    return groups + [group] if group else groups

@@ -16,8 +16,10 @@ Steps (all fitted on the training clips):
    (libsvm's built-in Platt scaling, deprecated in scikit-learn 1.9, contradicts the SVM's own
    decisions when a class has one clip.)
 
-``items[i]`` of a ClipSet holds clip i's (N_blocks, depth, h, w) uint8 blocks. A clip without
-blocks cannot be scored: its row of ``predict_proba`` is NaN.
+``items[i]`` of a ClipSet holds clip i's (N_blocks, depth, h, w) uint8 blocks, as an array or
+as a lazy item read when used (training: emonets.stored_features.StoredClip, so the ~5 MB of
+blocks a clip are never all held at once). A clip without blocks cannot be scored: its row of
+``predict_proba`` is NaN.
 """
 
 from __future__ import annotations
@@ -74,15 +76,32 @@ class MotionSpecialistConfig:
         return cls(**d)
 
 
-def _sample_rows(items: list[np.ndarray], limit: int, rng: np.random.Generator) -> np.ndarray:
-    """At most ``limit`` blocks drawn uniformly from all items, in a fixed order."""
-    sizes = np.array([len(i) for i in items])
+def _draw(items: list, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(clip index, row offset) of at most ``limit`` blocks drawn uniformly from all items, in
+    clip order; uses only the items' lengths, so lazy items (emonets.stored_features) stay on disk."""
+    sizes = np.array([len(i) for i in items], dtype=np.int64)
     total = int(sizes.sum())
     pick = np.sort(rng.choice(total, size=min(limit, total), replace=False))
     bounds = np.cumsum(sizes)
     clip = np.searchsorted(bounds, pick, side="right")
-    offset = pick - (bounds[clip] - sizes[clip])
-    return np.stack([items[c][o] for c, o in zip(clip, offset)]) if len(pick) else np.zeros((0,), np.uint8)
+    return clip, pick - (bounds[clip] - sizes[clip])
+
+
+def _gather(items: list, draws: list[tuple[np.ndarray, np.ndarray]], row_shape: tuple[int, ...]) -> list[np.ndarray]:
+    """The drawn blocks of each draw, reading every clip once for all draws together."""
+    out = [np.empty((len(clip), *row_shape), np.uint8) for clip, _ in draws]
+    for c in np.unique(np.concatenate([clip for clip, _ in draws])) if draws else []:
+        blocks = np.asarray(items[c])
+        for (clip, offset), dest in zip(draws, out):
+            at = clip == c
+            dest[at] = blocks[offset[at]]
+    return out
+
+
+def _sample_rows(items: list, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``limit`` blocks drawn uniformly from all items, in a fixed order."""
+    draw = _draw(items, limit, rng)
+    return _gather(items, [draw], tuple(items[0].shape[1:]))[0] if len(draw[0]) else np.zeros((0,), np.uint8)
 
 
 def chi2_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -120,10 +139,14 @@ class MotionSpecialist(Specialist):
             raise ValueError(f"blocks are {blocks.shape[1:]}, the model was fitted on {self.block_shape_}")
         return blocks
 
-    def whiten(self, blocks: np.ndarray) -> np.ndarray:
-        """(N, k) float32 whitened blocks."""
+    def whiten(self, blocks: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        """(N, k) float32 whitened blocks, ``chunk`` rows at a time (the float64 intermediate of
+        100k blocks would be 2 GB)."""
         flat = self._check(blocks).reshape(len(blocks), -1)
-        return self.whitening_.transform(contrast_normalise(flat, eps=self.config.cn_eps))
+        parts = [self.whitening_.transform(contrast_normalise(flat[i: i + chunk], eps=self.config.cn_eps))
+                 for i in range(0, len(flat), chunk)]
+        return np.concatenate(parts) if parts else self.whitening_.transform(
+            contrast_normalise(flat, eps=self.config.cn_eps))
 
     def codes(self, blocks: np.ndarray) -> np.ndarray:
         """(N, n_hidden) autoencoder codes of a clip's blocks."""
@@ -134,6 +157,7 @@ class MotionSpecialist(Specialist):
     def histogram(self, blocks: np.ndarray) -> np.ndarray:
         """(n_words,) L1-normalised bag of words of one clip's blocks (zeros when it has none)."""
         hist = np.zeros(len(self.words_), dtype=np.float64)
+        blocks = np.asarray(blocks)  # a lazy item is read here, once
         if len(blocks):
             np.add.at(hist, nearest_centroid(self.codes(blocks), self.words_), 1.0)
             hist /= hist.sum()
@@ -146,9 +170,11 @@ class MotionSpecialist(Specialist):
 
         cfg = self.config
         t0 = time.perf_counter()
-        items = [self._check(i) for i in train.items if len(i)]
+        items = [i for i in train.items if len(i)]  # lazy items stay on disk until sampled
         if not items:
             raise ValueError("no motion blocks to train on")
+        if any(i.ndim != 4 for i in items):
+            raise ValueError(f"motion blocks must be (N, depth, h, w), got {next(i.shape for i in items if i.ndim != 4)}")
         shapes = {tuple(i.shape[1:]) for i in items}
         if len(shapes) != 1:
             raise ValueError(f"training clips hold blocks of differing shapes {shapes}")
@@ -158,13 +184,17 @@ class MotionSpecialist(Specialist):
             raise ValueError("need labelled clips of at least two classes to train the SVM")
         rng = np.random.default_rng(cfg.seed)
 
-        sample = _sample_rows(items, cfg.max_whiten_blocks, rng).reshape(-1, int(np.prod(self.block_shape_)))
+        draws = [_draw(items, cfg.max_whiten_blocks, rng), _draw(items, cfg.max_train_blocks, rng)]
+        sample, train_blocks = _gather(items, draws, self.block_shape_)  # one read of each clip
+        sample = sample.reshape(len(sample), -1)
         self.whitening_ = fit_whitening(contrast_normalise(sample, eps=cfg.cn_eps), variance=cfg.pca_variance,
                                         max_components=cfg.max_pca_components, eps=cfg.whiten_eps)
-        x = self.whiten(_sample_rows(items, cfg.max_train_blocks, rng))
+        del sample
+        x = self.whiten(train_blocks)
+        del train_blocks
         x_val = None
         if val is not None:
-            val_items = [self._check(i) for i in val.items if len(i)]
+            val_items = [i for i in val.items if len(i)]
             if val_items:
                 x_val = self.whiten(_sample_rows(val_items, max(1, cfg.max_train_blocks // 5), rng))
         t_prep = time.perf_counter() - t0
@@ -200,7 +230,8 @@ class MotionSpecialist(Specialist):
             "svm_clips": int(len(idx)),
             "chi2_gamma": self.gamma_,
             "calibrated": self.calibrator_ is not None,
-            "train_accuracy": float((self.predict_proba(train.subset(labelled)).argmax(1) == self.train_labels_).mean()),
+            "train_accuracy": float((self.svm_.classes_[self._proba(self.train_hist_).argmax(1)]
+                                    == self.train_labels_).mean()),
             "fit_seconds": round(time.perf_counter() - t0, 2),
         }
         if val is not None and (val.labels >= 0).any():
@@ -243,12 +274,14 @@ class MotionSpecialist(Specialist):
         rows = [k for k, item in enumerate(data.items) if len(item)]
         if not rows:
             return out
-        hist = np.stack([self.histogram(data.items[k]) for k in rows])
-        scores = _scores(self.svm_, np.exp(-self.gamma_ * chi2_distances(hist, self.train_hist_)))
-        proba = self.calibrator_.predict_proba(scores) if self.calibrator_ is not None else _softmax(scores)
         out[rows] = 0.0
-        out[np.ix_(rows, self.svm_.classes_)] = proba
+        out[np.ix_(rows, self.svm_.classes_)] = self._proba(np.stack([self.histogram(data.items[k]) for k in rows]))
         return out
+
+    def _proba(self, hist: np.ndarray) -> np.ndarray:
+        """(n, n_fitted_classes) probabilities of bag-of-words histograms."""
+        scores = _scores(self.svm_, np.exp(-self.gamma_ * chi2_distances(hist, self.train_hist_)))
+        return self.calibrator_.predict_proba(scores) if self.calibrator_ is not None else _softmax(scores)
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
