@@ -11,7 +11,7 @@ partition each time it is used.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -65,8 +65,11 @@ class StoredFeatures:
     """The given partitions of one feature table, as arrays (or StoredClips) per clip id."""
 
     def __init__(self, store: Store, table: str, partitions: list[str], *, lazy: bool | None = None,
-                 batch_bytes: int = BATCH_BYTES):
+                 batch_bytes: int = BATCH_BYTES, keep: Callable[[str], bool] | None = None):
+        """``keep(clip_id)``: which clip ids to hold (default all), e.g. no augmented copies of
+        clips that are never trained on."""
         self.store, self.table, self.partitions = store, table, list(partitions)
+        self.keep = keep
         self.order = registry.stage_of_table(table).order
         self.lazy = registry.stage_of_table(table).lazy_items if lazy is None else lazy
         self.batch_bytes = batch_bytes
@@ -79,13 +82,16 @@ class StoredFeatures:
             out: dict[str, np.ndarray | StoredClip] = {}
             if self.lazy:  # a lazy table's partitions are large: one at a time, so each clip knows its own
                 for key in self.partitions:
-                    out.update(self._lazy_clips(key, self.store.read(self.table, partitions=[key])))
+                    out.update(self._lazy_clips(key, self._kept(self.store.read(self.table, partitions=[key]))))
             else:
                 for keys in self._batches():
-                    rows = self.store.read(self.table, partitions=keys)
+                    rows = self._kept(self.store.read(self.table, partitions=keys))
                     out.update(arrays_by_clip(self.table, self.order, rows))
             self._by_clip = out
         return self._by_clip
+
+    def _kept(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return rows if self.keep is None else rows[rows["clip_id"].map(self.keep).astype(bool)]
 
     def _batches(self) -> Iterator[list[str]]:
         batch, size = [], 0

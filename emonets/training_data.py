@@ -40,6 +40,16 @@ def _from_arrays(clips: pd.DataFrame, by_id: dict) -> ClipSet:
     return ClipSet(kept["clip_id"].tolist(), [by_id[c] for c in kept["clip_id"]], labels)
 
 
+def needed_clip_ids(clips: pd.DataFrame, specialist: str) -> Callable[[str], bool]:
+    """Which clip ids of its feature table a specialist's training uses: its clips, and the
+    augmented copies ("<clip>@<tag>", see :func:`with_views`) of its training clips only."""
+    ids = set(clips["clip_id"].astype(str))
+    widened = set(clips.loc[clips["split"] == "train", "clip_id"].astype(str))
+    if not registry.specialist(specialist).train_on_views:
+        return ids.__contains__
+    return lambda c: c in ids or c.rsplit("@", 1)[0] in widened
+
+
 def split_sets(clips: pd.DataFrame, features: pd.DataFrame | StoredFeatures, specialist: str) -> dict[str, ClipSet]:
     """The specialist's ClipSet for each split present in ``clips`` (train / val / test).
 

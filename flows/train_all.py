@@ -99,7 +99,8 @@ def train_all(
         "extraction": {k: extraction[k] for k in ("computed", "cached", "failed", "problems", "face_found_rate",
                                                    "errors")},
         "specialists": {n: {k: v for k, v in r.items()
-                            if k in ("status", "scored", "unscored", "seconds", "peak_rss_mb", "error", "notes")}
+                            if k in ("status", "scored", "unscored", "seconds", "peak_rss_mb", "retraining", "error",
+                                      "notes")}
                         for n, r in trained.items()},
         "fusion": {k: fusion[k] for k in ("status", "best_method", "bundle")},
         "report": report["report_dir"],

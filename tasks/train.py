@@ -20,8 +20,10 @@ from data_catalog import Store
 from emonets import registry
 from emonets.features.extraction import WorkUnit
 from emonets.memory import PeakRss
+from emonets.retraining import clip_fingerprints, decide
 from emonets.freshness import bundle_path, specialist_is_current, training_inputs, training_scope
 from emonets.stored_features import StoredFeatures
+from emonets.training_data import needed_clip_ids
 from emonets.train import fit_specialist
 
 
@@ -44,16 +46,23 @@ def run_training(specialist: str, store_root: str, config: dict | None = None,
         desc = json.loads((bundle_path(store, specialist) / "bundle.json").read_text())
         return {"specialist": specialist, "status": "reused", "bundle": str(bundle_path(store, specialist)),
                 "metrics": desc.get("metrics", {}).get("splits", {}), **_prediction_counts(store, specialist)}
+    clip_map = clip_fingerprints(store, specialist, clip_partitions)
+    previous_inputs, previous_clips = _previous_training(store, specialist)
+    decision = decide(previous_inputs, inputs, previous_clips, clip_map)
     clip_keys, feature_keys = training_scope(store, specialist, clip_partitions)
     clips = store.read("clips", partitions=clip_keys)
     table = registry.specialist(specialist).table
-    features = StoredFeatures(store, table, feature_keys)  # read in bounded batches, never the whole table
+    features = StoredFeatures(store, table, feature_keys,  # read in bounded batches, never the whole table
+                              keep=needed_clip_ids(clips, specialist))
     work_dir = store.path("_work", specialist)
     shutil.rmtree(work_dir, ignore_errors=True)  # checkpoints and logs of this training only
     with PeakRss() as peak:
         result = fit_specialist(specialist, clips, features, config=config, max_epochs=max_epochs, work_dir=work_dir)
     path = result.model.save(bundle_path(store, specialist))
-    _stamp_bundle(path, inputs, result.metrics)
+    retraining = {**decision.to_dict(), "trained": "from scratch"}
+    if decision.mode == "warm":  # the rule is in place; no specialist continues from its bundle yet
+        retraining["note"] = f"the rule allows a warm start; {specialist} has none yet, so it trained from scratch"
+    _stamp_bundle(path, inputs, result.metrics, clip_map, retraining)
     eligible = _eligible(clips, specialist)
     unscored = [c for c in result.unscored if c in eligible]
     problems = pd.DataFrame(
@@ -65,18 +74,31 @@ def run_training(specialist: str, store_root: str, config: dict | None = None,
     store.write("predictions", result.predictions, partition=specialist, inputs=inputs)
     return {"specialist": specialist, "status": "trained", "bundle": str(path), "metrics": result.metrics,
             "scored": int(len(result.predictions)), "unscored": len(unscored),
-            "seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": round(peak.mb)}
+            "seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": round(peak.mb),
+            "retraining": retraining}
 
 
-def _stamp_bundle(path, inputs: dict, metrics: dict) -> None:
-    """Record the training inputs (and split metrics) in the bundle's description, atomically."""
+def _stamp_bundle(path, inputs: dict, metrics: dict, clip_map: dict[str, str], retraining: dict) -> None:
+    """Record the training inputs, split metrics, the clips it was trained on (fingerprints,
+    emonets.retraining) and how it was trained in the bundle's description, atomically."""
     from data_catalog.atomic import write_json_atomic
 
     desc_file = path / "bundle.json"
     desc = json.loads(desc_file.read_text())
     desc.setdefault("inputs", {})["training"] = inputs
+    desc["inputs"]["clips"] = clip_map
+    desc["retraining"] = retraining
     desc.setdefault("metrics", {}).update({"splits": metrics})
     write_json_atomic(desc_file, desc)
+
+
+def _previous_training(store: Store, specialist: str) -> tuple[dict | None, dict | None]:
+    """(training inputs, clip fingerprints) the bundle on disk records, before it is replaced."""
+    desc_file = bundle_path(store, specialist) / "bundle.json"
+    if not desc_file.is_file():
+        return None, None
+    inputs = json.loads(desc_file.read_text()).get("inputs", {})
+    return inputs.get("training"), inputs.get("clips")
 
 
 def _eligible(clips: pd.DataFrame, specialist: str) -> set[str]:

@@ -74,3 +74,13 @@ def test_a_clip_changed_under_a_lazy_read_is_an_error_not_wrong_data(store):
     store.write("motion_blocks", rows.head(2), partition="a")
     with pytest.raises(RuntimeError, match="changed under the run"):
         np.asarray(item)
+
+
+def test_training_keeps_augmented_copies_of_training_clips_only(mfcc_store):
+    from emonets.training_data import needed_clip_ids
+
+    store, clips = mfcc_store
+    kept = StoredFeatures(store, "mfcc", list(clips["clip_id"]), keep=needed_clip_ids(clips, "audio")).per_clip()
+    assert sorted(kept) == ["c0", "c0@1.1", "c1", "c1@1.1", "c2", "c2@1.1", "c3", "c4"]  # c3, c4 are val
+    no_views = StoredFeatures(store, "mfcc", list(clips["clip_id"]), keep=needed_clip_ids(clips, "motion")).per_clip()
+    assert sorted(no_views) == ["c0", "c1", "c2", "c3", "c4"]

@@ -51,6 +51,7 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
     assert {n: s["status"] for n, s in first["specialists"].items()} == {
         "face_cnn": "trained", "audio": "trained", "bag_of_mouths": "trained", "motion": "trained"}
     assert first["fusion"]["status"] == "fitted"
+    assert {s["retraining"]["reason"] for s in first["specialists"].values()} == {"no previous model"}
     assert set(first["test_accuracy"]) >= {"face_cnn", "audio", "mean", "random_search", "learned"}
     report = json.loads((store.path("reports", "latest", "report.json")).read_text())
     assert report["entries"]["random_search"]["metrics"]["test"]["n"] == 7
@@ -74,6 +75,11 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
     assert third["extraction"]["computed"] == 4 and third["clips"] == 29
     assert {s["status"] for s in third["specialists"].values()} == {"trained"}
     assert third["fusion"]["status"] == "fitted"
+    for name, s in third["specialists"].items():  # the change is known clip for clip, and what it allows
+        assert (s["retraining"]["changes"]["added"], s["retraining"]["changes"]["removed"]) == (1, 0), name
+        assert s["retraining"]["mode"] == "warm" and s["retraining"]["trained"] == "from scratch"
+    page = store.path("reports", "latest", "report.md").read_text()
+    assert "bundle audio:" in page and "from scratch (rule: warm, 1 added, 0 removed, 0 changed of 28 clips" in page
 
     # and removed again: the inputs are those of the first run, but the store's models are the
     # third run's, so they must be retrained, not "reused" (emonets.freshness asks the store)
@@ -82,6 +88,8 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
     assert fourth["clips"] == 28 and fourth["extraction"]["computed"] == 0
     assert {s["status"] for s in fourth["specialists"].values()} == {"trained"}
     assert fourth["fusion"]["status"] == "fitted"
+    removal = fourth["specialists"]["audio"]["retraining"]
+    assert removal["mode"] == "full" and "un-learn" in removal["reason"] and removal["changes"]["removed"] == 1
     assert fourth["specialists"]["audio"]["scored"] == first["specialists"]["audio"]["scored"]
 
 

@@ -367,7 +367,8 @@ def render_markdown(report: dict) -> str:
         lines += ["", "## Fingerprints", "", "```", *(f"{k}: {v}" for k, v in report.get("fingerprints", {}).items()),
                   *(f"bundle {k}: {b['fingerprint']} (trained on {b.get('trained_on')}, "
                     f"emonets {b.get('versions', {}).get('emonets', '?')}, {b.get('created')})"
-                    for k, b in report.get("bundles", {}).items()), "```"]
+                    + (f"; {b['retraining']}" if b.get("retraining") else "")
+                    for k, b in report.get("bundles", {}).items() if b), "```"]
     return "\n".join(lines) + "\n"
 
 

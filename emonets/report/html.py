@@ -201,10 +201,11 @@ def _fingerprints(report: dict) -> str:
                  f'<td class="text hash">{_e(b["fingerprint"])}</td>',
                  f'<td class="text hash">{_e(b.get("trained_on"))}</td>',
                  f'<td class="text">{_e(b.get("created"))}</td>',
-                 f'<td class="text">{_e(", ".join(f"{p} {v}" for p, v in b.get("versions", {}).items()))}</td>']
-                for k, b in bundles.items()]
+                 f'<td class="text">{_e(", ".join(f"{p} {v}" for p, v in b.get("versions", {}).items()))}</td>',
+                 f'<td class="text">{_e(b.get("retraining") or "")}</td>']
+                for k, b in bundles.items() if b]
         out.append("<h3>Model bundles</h3>" + _table(["model", "kind", "bundle sha256", "trained on (data fingerprint)",
-                                                      "created", "versions"], rows))
+                                                      "created", "versions", "how it was trained"], rows))
     return "".join(out) if len(out) > 1 else ""
 
 

@@ -89,4 +89,15 @@ def describe_bundle(path: Path | str) -> dict[str, Any] | None:
             "fingerprint": digest.hexdigest(),
             "trained_on": (inputs.get("training") or {}).get("data") or inputs.get("data"),
             "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) if created else None,
-            "versions": meta.get("versions", {})}
+            "versions": meta.get("versions", {}), "retraining": retraining_text(desc.get("retraining"))}
+
+
+def retraining_text(retraining: dict | None) -> str | None:
+    """One line: how the model was trained and why (emonets.retraining), e.g.
+    "from scratch (rule: full, no previous model)"."""
+    if not retraining:
+        return None
+    changes = retraining.get("changes")
+    delta = (f"; {changes['added']} added, {changes['removed']} removed, {changes['changed']} changed of "
+             f"{changes['previous']} clips" if changes and retraining["mode"] == "full" else "")  # warm: in the reason
+    return f"{retraining.get('trained', '?')} (rule: {retraining['mode']}, {retraining['reason']}{delta})"

@@ -16,6 +16,7 @@ as extra training clips. On RAVDESS it was the single largest gain (benchmarks/b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -97,8 +98,8 @@ class AudioSpecialist(Specialist):
         c = self.config
         self.n_features_ = int(train.items[0].shape[1])
         self.mean_, self.std_ = fit_normaliser(train.items, c.centre_columns)
-        train_items = [self._normalise(x) for x in train.items]
-        val_items = [self._normalise(x) for x in val.items] if val is not None and len(val) else None
+        train_items = _Mapped(train.items, self._normalise)  # normalised on access: no second copy
+        val_items = _Mapped(val.items, self._normalise) if val is not None and len(val) else None
         self.states_, self.history_ = [], []
         for seed in c.seeds:
             state, history = self._fit_one(seed, train_items, train.labels,
@@ -207,3 +208,16 @@ class AudioSpecialist(Specialist):
         model.history_ = metrics.pop("history", [])
         model.metrics_ = metrics
         return model
+
+
+class _Mapped(Sequence):
+    """``fn(items[i])`` computed when item i is read (each training epoch reads every clip once)."""
+
+    def __init__(self, items: list, fn):
+        self.items, self.fn = items, fn
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.fn(self.items[i])
