@@ -97,6 +97,8 @@ def plan_for(size: int, faces, speech) -> tuple[int | None, int, int]:
     while lo < hi:  # the smallest per_class reaching the size
         mid = (lo + hi) // 2
         lo, hi = (mid + 1, hi) if count(mid, reuse) < size else (lo, mid)
+    if count(lo, reuse) < size:  # more than 4,096 a class and split: no cap
+        return None, reuse, count(None, reuse)
     return lo, reuse, count(lo, reuse)
 
 

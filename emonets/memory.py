@@ -32,11 +32,12 @@ def high_water_mb() -> float:
 
 
 class PeakRss:
-    """``with PeakRss() as peak: ...`` then ``peak.mb``: the largest resident memory seen."""
+    """``with PeakRss() as peak: ...`` then ``peak.mb``: the largest resident memory of the
+    process seen in the block (what it held on entry included: ``peak.start_mb``)."""
 
     def __init__(self, interval: float = 0.05):
         self.interval = interval
-        self.mb = 0.0
+        self.mb = self.start_mb = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -50,6 +51,8 @@ class PeakRss:
             self._sample()
 
     def __enter__(self) -> "PeakRss":
+        self.mb, self._stop = 0.0, threading.Event()
+        self.start_mb = rss_mb() or 0.0
         if rss_mb() is None:
             return self
         self._sample()

@@ -1,16 +1,18 @@
 """Which clips a specialist's training set gained, lost or changed since its bundle was made,
 and whether it may continue from that bundle (warm) or must train from scratch (full).
 
-The change is computed from fingerprints, never timestamps: per clip, its content hash, label and
-split and the config and library version its feature partition was made with (a partition is a
-function of exactly these; FER images share one partition per 2,000, so the partition's own
-content hash would mark 1,999 untouched images as changed). The bundle records the map; the next
-run diffs it against the store's.
+The training set is the clips a model learns or early-stops from (splits train and val); test
+clips are only scored. The change is computed from fingerprints, never timestamps: per clip, its
+content hash, label and split and the config and library version its feature partition was made
+with (a partition is a function of exactly these; FER images share one partition per 2,000, so
+the partition's own content hash would mark 1,999 untouched images as changed). The bundle
+records the map; the next run diffs it against the store's.
 
 The rule (fixed here, shown in the report next to the decision):
 
 - full when there is no previous bundle or it has no clip map, when the config, ``max_epochs`` or
-  the library version differ, when asked (``--full``, the scheduled retraining), when more than
+  the library version differ, when asked (``RetrainPolicy.full``; meant for ``--full`` and the
+  scheduled retraining once warm starts exist, not wired to either yet), when more than
   ``max_changed_fraction`` of the previous training set was added, removed or changed, or when
   any clip was removed or changed beyond ``max_removed_fraction`` (fine-tuning cannot un-learn a
   clip) or was marked withdrawn;
@@ -27,11 +29,14 @@ from data_catalog import Store
 from emonets import registry
 
 
+TRAINING_SPLITS = ("train", "val")  # what a model learns or early-stops from
+
+
 @dataclass(frozen=True)
 class RetrainPolicy:
     max_changed_fraction: float = 0.10   # above this share of the previous set: train from scratch
     max_removed_fraction: float = 0.01   # removed or changed clips above this share: from scratch
-    full: bool = False                   # --full, and the scheduled retraining
+    full: bool = False                   # always from scratch (for --full and the schedule, to come)
     withdrawn: frozenset[str] = frozenset()  # clips a user withdrew: removing any is a full retrain
 
 
@@ -67,8 +72,8 @@ class Decision:
 
 
 def clip_fingerprints(store: Store, specialist: str, clip_partitions: list[str] | None = None) -> dict[str, str]:
-    """Clip id -> fingerprint of what that clip gives the specialist, for every clip it trains or
-    is scored on (those with a complete feature partition)."""
+    """Clip id -> fingerprint of what that clip gives the specialist, for every clip of its
+    training set (splits train and val) with a complete feature partition."""
     from emonets.features.extraction import work_units
 
     table = registry.specialist(specialist).table
@@ -83,6 +88,8 @@ def clip_fingerprints(store: Store, specialist: str, clip_partitions: list[str] 
         made_with = json.dumps([manifest.config, manifest.library_version], sort_keys=True, default=str)
         for clip_id in unit.clip_ids:
             row = rows.loc[clip_id]
+            if row["split"] not in TRAINING_SPLITS:
+                continue
             text = "\0".join([str(row["sha256"]), str(row["label"]), str(row["split"]), made_with])
             out[clip_id] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return out
@@ -117,16 +124,16 @@ def decide(previous_inputs: dict | None, inputs: dict, previous_clips: dict[str,
         return Decision("full", f"withdrawn clips left the training set ({', '.join(withdrawn[:5])}): "
                                 "fine-tuning cannot un-learn them", changes)
     if changes.count / base > policy.max_changed_fraction:
-        return Decision("full", f"{changes.count} of {changes.previous} clips changed "
+        return Decision("full", f"{changes.count} of {changes.previous} training clips added, removed or changed "
                                 f"({changes.count / base:.1%} > {policy.max_changed_fraction:.0%})", changes)
     lost = len(changes.removed) + len(changes.changed)
     if lost / base > policy.max_removed_fraction:
         return Decision("full", f"{lost} clips removed or changed ({lost / base:.1%} > "
                                 f"{policy.max_removed_fraction:.0%}): fine-tuning cannot un-learn them", changes)
     if changes.count == 0:
-        return Decision("warm", "the same clips; only their fingerprints' recording differs", changes)
+        return Decision("warm", "the same training clips; only data it does not learn from changed", changes)
     return Decision("warm", f"{len(changes.added)} added, {len(changes.removed)} removed, {len(changes.changed)} "
-                            f"changed of {changes.previous} clips ({changes.count / base:.1%})", changes)
+                            f"changed of {changes.previous} training clips ({changes.count / base:.1%})", changes)
 
 
 def policy_dict(policy: RetrainPolicy) -> dict:

@@ -20,7 +20,7 @@ from data_catalog import Store
 from emonets import registry
 from emonets.features.extraction import WorkUnit
 from emonets.memory import PeakRss
-from emonets.retraining import clip_fingerprints, decide
+from emonets.retraining import Decision, clip_fingerprints, decide
 from emonets.freshness import bundle_path, specialist_is_current, training_inputs, training_scope
 from emonets.stored_features import StoredFeatures
 from emonets.training_data import needed_clip_ids
@@ -49,6 +49,8 @@ def run_training(specialist: str, store_root: str, config: dict | None = None,
     clip_map = clip_fingerprints(store, specialist, clip_partitions)
     previous_inputs, previous_clips = _previous_training(store, specialist)
     decision = decide(previous_inputs, inputs, previous_clips, clip_map)
+    if decision.mode == "reuse":  # the bundle matches, but its predictions are missing or stale
+        decision = Decision("full", "the bundle is current but its predictions are missing or stale")
     clip_keys, feature_keys = training_scope(store, specialist, clip_partitions)
     clips = store.read("clips", partitions=clip_keys)
     table = registry.specialist(specialist).table

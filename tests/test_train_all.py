@@ -79,7 +79,7 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
         assert (s["retraining"]["changes"]["added"], s["retraining"]["changes"]["removed"]) == (1, 0), name
         assert s["retraining"]["mode"] == "warm" and s["retraining"]["trained"] == "from scratch"
     page = store.path("reports", "latest", "report.md").read_text()
-    assert "bundle audio:" in page and "from scratch (rule: warm, 1 added, 0 removed, 0 changed of 28 clips" in page
+    assert "bundle audio:" in page and "from scratch (rule: warm, 1 added, 0 removed, 0 changed of 21 training clips" in page
 
     # and removed again: the inputs are those of the first run, but the store's models are the
     # third run's, so they must be retrained, not "reused" (emonets.freshness asks the store)

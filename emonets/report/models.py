@@ -98,6 +98,8 @@ def retraining_text(retraining: dict | None) -> str | None:
     if not retraining:
         return None
     changes = retraining.get("changes")
-    delta = (f"; {changes['added']} added, {changes['removed']} removed, {changes['changed']} changed of "
-             f"{changes['previous']} clips" if changes and retraining["mode"] == "full" else "")  # warm: in the reason
-    return f"{retraining.get('trained', '?')} (rule: {retraining['mode']}, {retraining['reason']}{delta})"
+    mode = retraining.get("mode", "?")
+    delta = (f"; {changes.get('added')} added, {changes.get('removed')} removed, {changes.get('changed')} changed of "
+             f"{changes.get('previous')} training clips" if changes and mode == "full" else "")  # warm: in the reason
+    note = f"; {retraining['note']}" if retraining.get("note") else ""
+    return f"{retraining.get('trained', '?')} (rule: {mode}, {retraining.get('reason', '?')}{delta}){note}"

@@ -152,12 +152,14 @@ class AudioSpecialist(Specialist):
         out = np.zeros((n, N_CLASSES), dtype=np.float64)
         if n == 0:
             return out.astype(np.float32)
-        items = [self._normalise(x) if len(x) else np.zeros((1, self.n_features_), np.float32) for x in data.items]
-        order = np.argsort([len(x) for x in items], kind="stable")  # similar lengths batch together
+        def clip(x):  # normalised per batch: never a copy of the whole split
+            return self._normalise(x) if len(x) else np.zeros((1, self.n_features_), np.float32)
+
+        order = np.argsort([max(1, len(x)) for x in data.items], kind="stable")  # similar lengths batch together
         nets = self._nets()
         for start in range(0, n, 32):
             idx = order[start:start + 32]
-            x, lengths, _ = collate([(items[i], 0) for i in idx])
+            x, lengths, _ = collate([(clip(data.items[i]), 0) for i in idx])
             out_lengths = torch.div(lengths + self.config.stride - 1, self.config.stride, rounding_mode="floor")
             for net in nets:
                 logits = pool_scores(net(x), out_lengths, self.config)

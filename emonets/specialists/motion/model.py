@@ -89,13 +89,15 @@ def _draw(items: list, limit: int, rng: np.random.Generator) -> tuple[np.ndarray
 
 def _gather(items: list, draws: list[tuple[np.ndarray, np.ndarray]], row_shape: tuple[int, ...]) -> list[np.ndarray]:
     """The drawn blocks of each draw, reading every clip once for all draws together."""
-    out = [np.empty((len(clip), *row_shape), np.uint8) for clip, _ in draws]
+    out: list[np.ndarray] | None = None
     for c in np.unique(np.concatenate([clip for clip, _ in draws])) if draws else []:
         blocks = np.asarray(items[c])
+        if out is None:  # the items' own dtype (uint8 from the store)
+            out = [np.empty((len(clip), *row_shape), blocks.dtype) for clip, _ in draws]
         for (clip, offset), dest in zip(draws, out):
             at = clip == c
             dest[at] = blocks[offset[at]]
-    return out
+    return out if out is not None else [np.empty((len(clip), *row_shape), np.uint8) for clip, _ in draws]
 
 
 def _sample_rows(items: list, limit: int, rng: np.random.Generator) -> np.ndarray:
