@@ -38,7 +38,6 @@ class PeakRss:
     def __init__(self, interval: float = 0.05):
         self.interval = interval
         self.mb = self.start_mb = 0.0
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _sample(self) -> None:
@@ -51,11 +50,11 @@ class PeakRss:
             self._sample()
 
     def __enter__(self) -> "PeakRss":
-        self.mb, self._stop = 0.0, threading.Event()
-        self.start_mb = rss_mb() or 0.0
-        if rss_mb() is None:
+        self.mb, self._stop, self._thread = 0.0, threading.Event(), None
+        now = rss_mb()
+        if now is None:
             return self
-        self._sample()
+        self.start_mb = self.mb = now
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
         self._thread.start()
         return self
