@@ -24,6 +24,10 @@ def train(
                                        "folder, or an existing bundle (replaced); anything else is refused"),
     config: Optional[str] = typer.Option(None, help='JSON of config overrides, e.g. \'{"cnn_bundle": "..."}\''),
     runner: str = typer.Option("local", help="task runner of the feature extraction: local | threads | dask"),
+    full: bool = typer.Option(False, "--full", help="train from scratch, never continuing a previous model "
+                              "(also replaces a warm-started one whose data did not change)"),
+    withdraw: Optional[list[str]] = typer.Option(None, "--withdraw", help="a clip id withdrawn from the data "
+                                                 "(repeatable): its removal means training from scratch"),
 ) -> None:
     """Extract the features SPECIALIST needs (only what changed), train it; print its metrics."""
     with cli_run(flows=False):
@@ -45,7 +49,8 @@ def train(
         from flows.train_specialist import train_specialist
 
         with training_progress():
-            summary = train_specialist(name, str(home.root), overrides or None, max_epochs, runner=runner)
+            summary = train_specialist(name, str(home.root), overrides or None, max_epochs, runner=runner,
+                                       retrain="full" if full else "auto", withdrawn=withdraw or None)
         if out is not None:
             summary["bundle"] = str(copy_bundle(summary["bundle"], out))
     rows = [[split, m["n"], m["accuracy"], m["macro_f1"]] for split, m in sorted(summary.get("metrics", {}).items())]
@@ -71,6 +76,10 @@ def train_all_cmd(
     max_epochs: Optional[int] = typer.Option(None, help="cap on every specialist's training epochs"),
     config: Optional[str] = typer.Option(None, help='JSON per specialist, e.g. \'{"face_cnn": {"cnn_bundle": "..."}}\''),
     fusion_draws: int = typer.Option(400_000, help="random-search draws"),
+    full: bool = typer.Option(False, "--full", help="train from scratch, never continuing a previous model "
+                              "(also replaces a warm-started one whose data did not change)"),
+    withdraw: Optional[list[str]] = typer.Option(None, "--withdraw", help="a clip id withdrawn from the data "
+                                                 "(repeatable): its removal means training from scratch"),
 ) -> None:
     """Ingest -> extract -> train every specialist -> fuse -> report, through the Prefect flow."""
     with cli_run(flows=False):
@@ -98,7 +107,8 @@ def train_all_cmd(
             summary = train_all(data_roots=[str(r) for r in roots] if roots else None, store_root=str(home.root),
                                 formats=formats or None, specialists=names, runner=runner,
                                 dask_address=dask_address, max_epochs=max_epochs, configs=configs or None,
-                                fusion_draws=fusion_draws)
+                                fusion_draws=fusion_draws, retrain="full" if full else "auto",
+                                withdrawn=withdraw or None)
     rows = [[name, info["status"], info.get("scored", ""), summary["test_accuracy"].get(name, "—")]
             for name, info in summary["specialists"].items()]
     from emonets.fusion.fusers import FUSERS

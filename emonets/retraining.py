@@ -11,12 +11,16 @@ records the map; the next run diffs it against the store's.
 The rule (fixed here, shown in the report next to the decision):
 
 - full when there is no previous bundle or it has no clip map, when the config, ``max_epochs`` or
-  the library version differ, when asked (``RetrainPolicy.full``; meant for ``--full`` and the
-  scheduled retraining once warm starts exist, not wired to either yet), when more than
+  the library version differ, when asked (``RetrainPolicy.full``: ``--full``, ``retrain="full"``,
+  the scheduled retraining), when more than
   ``max_changed_fraction`` of the previous training set was added, removed or changed, or when
   any clip was removed or changed beyond ``max_removed_fraction`` (fine-tuning cannot un-learn a
   clip) or was marked withdrawn;
-- warm otherwise: the network parts continue from the previous bundle, the cheap heads re-fit.
+- warm otherwise: the network parts continue from the previous bundle, the cheap heads re-fit
+  (each specialist's ``fit_warm`` says what it continues; one without trains from scratch).
+
+A full retrain asked for also replaces a bundle that is current but was warm-started: the
+scheduled run is what stops warm starts from piling up on one another.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ TRAINING_SPLITS = ("train", "val")  # what a model learns or early-stops from
 class RetrainPolicy:
     max_changed_fraction: float = 0.10   # above this share of the previous set: train from scratch
     max_removed_fraction: float = 0.01   # removed or changed clips above this share: from scratch
-    full: bool = False                   # always from scratch (for --full and the schedule, to come)
+    full: bool = False                   # always from scratch (--full, and the scheduled run)
     withdrawn: frozenset[str] = frozenset()  # clips a user withdrew: removing any is a full retrain
 
 
@@ -74,13 +78,26 @@ class Decision:
 def clip_fingerprints(store: Store, specialist: str, clip_partitions: list[str] | None = None) -> dict[str, str]:
     """Clip id -> fingerprint of what that clip gives the specialist, for every clip of its
     training set (splits train and val) with a complete feature partition."""
+    return fingerprints(store, specialist, clip_partitions)[0]
+
+
+def fingerprints(store: Store, specialist: str, clip_partitions: list[str] | None = None,
+                 clips=None) -> tuple[dict[str, str], dict[str, str]]:
+    """(training fingerprints, content fingerprints) of the clips with a complete feature partition.
+
+    The training fingerprint (train and val clips only) adds label and split to the content: what
+    the retraining rule diffs. The content fingerprint (every split) is the clip's bytes and how its
+    features were made: what keys its per-clip intermediates (emonets.clip_cache). ``clips``: the
+    clips table of those partitions, when the caller has read it already.
+    """
     from emonets.features.extraction import work_units
 
     table = registry.specialist(specialist).table
-    keys = store.partitions("clips") if clip_partitions is None else list(clip_partitions)
-    clips = store.read("clips", partitions=keys)
+    if clips is None:
+        keys = store.partitions("clips") if clip_partitions is None else list(clip_partitions)
+        clips = store.read("clips", partitions=keys)
     rows = clips.set_index("clip_id")
-    out = {}
+    training, content = {}, {}
     for unit in work_units(clips):
         manifest = store.manifest(table, unit.key)
         if manifest is None:
@@ -88,11 +105,14 @@ def clip_fingerprints(store: Store, specialist: str, clip_partitions: list[str] 
         made_with = json.dumps([manifest.config, manifest.library_version], sort_keys=True, default=str)
         for clip_id in unit.clip_ids:
             row = rows.loc[clip_id]
-            if row["split"] not in TRAINING_SPLITS:
-                continue
-            text = "\0".join([str(row["sha256"]), str(row["label"]), str(row["split"]), made_with])
-            out[clip_id] = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return out
+            content[clip_id] = _short_hash(str(row["sha256"]), table, made_with)
+            if row["split"] in TRAINING_SPLITS:
+                training[clip_id] = _short_hash(str(row["sha256"]), str(row["label"]), str(row["split"]), made_with)
+    return training, content
+
+
+def _short_hash(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def diff(previous: dict[str, str], current: dict[str, str]) -> ClipChanges:
@@ -134,6 +154,16 @@ def decide(previous_inputs: dict | None, inputs: dict, previous_clips: dict[str,
         return Decision("warm", "the same training clips; only data it does not learn from changed", changes)
     return Decision("warm", f"{len(changes.added)} added, {len(changes.removed)} removed, {len(changes.changed)} "
                             f"changed of {changes.previous} training clips ({changes.count / base:.1%})", changes)
+
+
+RETRAIN_MODES = ("auto", "full")
+
+
+def retrain_policy(retrain: str = "auto", withdrawn: list[str] | None = None) -> RetrainPolicy:
+    """The policy of a run's ``retrain`` setting: "auto" (warm where the rule allows) or "full"."""
+    if retrain not in RETRAIN_MODES:
+        raise ValueError(f"retrain must be one of {', '.join(RETRAIN_MODES)}, not {retrain!r}")
+    return RetrainPolicy(full=retrain == "full", withdrawn=frozenset(str(c) for c in withdrawn or ()))
 
 
 def policy_dict(policy: RetrainPolicy) -> dict:

@@ -57,6 +57,7 @@ class FittedSpecialist:
     predictions: pd.DataFrame               # the `predictions` table rows of this specialist
     metrics: dict[str, Any] = field(default_factory=dict)
     unscored: list[str] = field(default_factory=list)  # clip ids it could not score
+    warm_start: str | None = None   # what continued from the previous model; None: trained from scratch
 
 
 @dataclass
@@ -69,6 +70,8 @@ class TrainingRequest:
     clips: pd.DataFrame
     sets: dict[str, ClipSet]        # split -> the specialist's ClipSet
     work_dir: Path | str | None
+    warm_from: Specialist | None = None  # the previous model, when the run may continue from it
+    clip_cache: Any = None               # emonets.clip_cache.ClipCache for per-clip intermediates
 
 
 def fit_specialist(
@@ -79,35 +82,48 @@ def fit_specialist(
     config: dict[str, Any] | None = None,
     max_epochs: int | None = None,
     work_dir: Path | str | None = None,
+    warm_from: Specialist | None = None,
+    clip_cache: Any = None,
 ) -> FittedSpecialist:
     """Fit ``name`` on the train split, score every clip with features, measure on val/test.
 
     ``features``: the specialist's feature table as rows, or (bounded memory) as the store's
-    partitions of it.
+    partitions of it. ``warm_from``: the previous model of the same config, to continue from
+    where the specialist can (its ``fit_warm``, or its fit hook's own use of it); the cheap heads
+    always re-fit. ``clip_cache``: where per-clip intermediates are kept (emonets.clip_cache).
     """
     spec = registry.specialist(name)
     cfg = make_config(name, config, max_epochs=max_epochs)
     with progress.training(name, **spec.plan(cfg, dict(config or {}))):
         sets = split_sets(clips, features, name)
         if spec.fit is not None:
-            request = TrainingRequest(spec.model_class(), cfg, dict(config or {}), clips, sets, work_dir)
+            request = TrainingRequest(spec.model_class(), cfg, dict(config or {}), clips, sets, work_dir,
+                                      warm_from, clip_cache)
             model = registry.resolve(spec.fit)(request)
         else:
-            model = _fit(spec, cfg, clips, features, sets)
+            model = _fit(spec, cfg, clips, features, sets, warm_from, clip_cache)
         progress.phase(name, "scoring clips")
-        return score(model, name, clips, sets)
+        fitted = score(model, name, clips, sets)
+        fitted.warm_start = getattr(model, "warm_start_", None)
+        return fitted
 
 
 def _fit(spec: registry.SpecialistSpec, cfg: Any, clips: pd.DataFrame, features: pd.DataFrame | StoredFeatures,
-         sets: dict[str, ClipSet]) -> Specialist:
-    """The plain fit: the model on the labelled train clips, with val for early stopping."""
+         sets: dict[str, ClipSet], warm_from: Specialist | None = None, clip_cache: Any = None) -> Specialist:
+    """The plain fit: the model on the labelled train clips, with val for early stopping; from
+    ``warm_from`` when given and the model has a ``fit_warm``."""
     train, val = sets.get("train"), sets.get("val")
     if train is None or not (train.labels >= 0).any():
         raise ValueError(f"{spec.name}: no labelled training clips with features (split 'train')")
     if spec.train_on_views:
         train = with_views(train, features, spec.table, spec.order,
                            real_clip_ids=set(clips["clip_id"].astype(str)))
-    return spec.model_class()(cfg).fit(labelled(train), labelled(val) if val is not None else None)
+    model = spec.model_class()(cfg)
+    model.clip_cache = clip_cache
+    val = labelled(val) if val is not None else None
+    if warm_from is not None and hasattr(model, "fit_warm"):
+        return model.fit_warm(warm_from, labelled(train), val)  # it sets warm_start_: what it continued
+    return model.fit(labelled(train), val)
 
 
 def max_epochs_note(name: str, max_epochs: int | None, config: dict[str, Any] | None = None) -> str | None:

@@ -23,6 +23,7 @@ from flows.runtime.runners import make_task_runner
 from tasks.fuse import fuse_in_flow
 from tasks.ingest import ingest_root
 from tasks.report import report_task
+from emonets.retraining import retrain_policy
 from tasks.train import train_in_flow
 
 
@@ -37,14 +38,20 @@ def train_all(
     max_epochs: int | None = None,
     configs: dict[str, dict] | None = None,
     fusion_draws: int = 400_000,
+    retrain: str = "auto",
+    withdrawn: list[str] | None = None,
 ) -> dict:
     """Train every specialist and the fusion on ``data_roots`` (the demo dataset when empty).
 
     ``formats`` gives each root's layout (default auto); ``configs`` holds per-specialist config
     overrides (e.g. ``{"face_cnn": {"cnn_bundle": "..."}}``) and per-stage extraction overrides
-    under ``"extract"``.
+    under ``"extract"``. ``retrain``: "auto" continues a specialist from its previous bundle when
+    only a few training clips changed (emonets.retraining), "full" trains every changed or
+    warm-started one from scratch (the scheduled run's setting); ``withdrawn``: clip ids a user
+    withdrew, whose removal always means a full retrain.
     """
     specialists = [registry.specialist(name).name for name in (specialists or registry.specialists())]
+    policy = retrain_policy(retrain, withdrawn)
     logger = get_run_logger()
     store = Store(store_root or default_store_root())
     configs = dict(configs or {})
@@ -74,7 +81,7 @@ def train_all(
             notes = {"notes": [note]} if note else {}
             if note:
                 logger.info(note)
-            state = train_in_flow(store, name, configs.get(name), max_epochs, partitions)
+            state = train_in_flow(store, name, configs.get(name), max_epochs, partitions, policy)
             result = state.result(raise_on_failure=False)
             if state.is_completed():
                 trained[name] = {**result, **notes}

@@ -11,22 +11,26 @@ from emonets.train import check_specialist, make_config, max_epochs_note
 from emonets.errors import raise_if_disk_full
 from flows.extract_features import run_extract_features
 from flows.runtime.locking import exclusive_store
+from emonets.retraining import retrain_policy
 from tasks.train import train_in_flow
 
 
 @flow(name="train-specialist")
 def train_specialist(specialist: str, store_root: str, config: dict | None = None,
                      max_epochs: int | None = None, clip_partitions: list[str] | None = None,
-                     runner: str = "local", dask_address: str | None = None) -> dict:
+                     runner: str = "local", dask_address: str | None = None, retrain: str = "auto",
+                     withdrawn: list[str] | None = None) -> dict:
     """Extract ``specialist``'s stages for the ingested clips (only what changed), then train it
     on split train (tuned on val) and write its predictions.
 
     ``clip_partitions`` limits both to those data roots' clips (default: every ingested root);
     ``runner`` is the extraction's task runner (flows.runtime.runners). Training runs in this flow's
     process (a direct task call), whatever the runner. ``notes`` in the summary say what was
-    asked but does not apply (``max_epochs`` for a specialist without epochs).
+    asked but does not apply (``max_epochs`` for a specialist without epochs). ``retrain`` and
+    ``withdrawn``: as for train-all (emonets.retraining.retrain_policy).
     """
     check_specialist(specialist)
+    policy = retrain_policy(retrain, withdrawn)
     make_config(specialist, config, max_epochs=max_epochs)  # unknown config fields: refused before any work
     note = max_epochs_note(specialist, max_epochs, config)
     if note:
@@ -44,6 +48,6 @@ def train_specialist(specialist: str, store_root: str, config: dict | None = Non
         if extraction["failed"]:
             get_run_logger().warning("extraction: %s task(s) failed, e.g. %s", extraction["failed"],
                                      extraction["errors"][:1])
-        summary = train_in_flow(store, specialist, config, max_epochs, clip_partitions).result()
+        summary = train_in_flow(store, specialist, config, max_epochs, clip_partitions, policy).result()
     return {**summary, **({"notes": [note]} if note else {}),
             "extraction": {k: extraction[k] for k in ("computed", "cached", "failed")}}

@@ -164,3 +164,20 @@ def test_streamed_normaliser_equals_the_whole_training_set_s_statistics():
     assert abs(mean[:2]).max() < 1e-5 and abs(mean[2:] - 3.0).max() < 1.0  # centred columns only
     with pytest.raises(ValueError, match="no frames"):
         fit_normaliser([np.zeros((0, 5), np.float32)])
+
+
+def test_warm_start_continues_from_the_previous_networks():
+    """A warm fit starts where the previous model ended: its first epoch's training loss is far
+    below a new network's, its normaliser is the previous one, and it still scores held-out clips."""
+    train, test = burst_clips(140, seed=1), burst_clips(70, seed=2)
+    config = AudioConfig(**TINY, max_epochs=15, pool="k", pool_k=3)
+    previous = AudioSpecialist(config).fit(train)
+    more = burst_clips(147, seed=1)  # the same clips and 7 more (the generator is deterministic)
+    warm = AudioSpecialist(config).fit_warm(previous, more)
+    assert [len(h["epochs"]) for h in warm.history_] == [AudioSpecialist.warm_epochs] * len(config.seeds)
+    np.testing.assert_array_equal(warm.mean_, previous.mean_)
+    first_loss = warm.history_[0]["epochs"][0]["train_loss"]
+    scratch_loss = previous.history_[0]["epochs"][0]["train_loss"]
+    assert first_loss < 0.7 * scratch_loss, (first_loss, scratch_loss)
+    assert (warm.predict_proba(test).argmax(1) == test.labels).mean() >= 0.85
+    assert "fine-tuned" in warm.warm_start_

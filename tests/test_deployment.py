@@ -62,6 +62,8 @@ def test_prefect_yaml_deployments_point_at_the_flows():
         assert dep["parameters"]["store_root"] == "{{ store.stdout }}"
     (schedule,) = deployments["train-all"]["schedules"]
     assert schedule["active"] is False and schedule["cron"]
+    assert schedule["parameters"] == {"retrain": "full"}  # the scheduled run trains from scratch
+    assert deployments["train-all"]["parameters"]["retrain"] == "auto"
     (pull,) = spec["pull"]
     assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ checkout.stdout }}"
 
@@ -163,6 +165,7 @@ def test_deployments_are_registered_with_the_schedule_inactive(server):
     with _api(server) as client:
         deployment = client.read_deployment_by_name("train-all/train-all")
         assert [s.active for s in deployment.schedules] == [False]
+        assert [s.parameters for s in deployment.schedules] == [{"retrain": "full"}]
         assert deployment.parameters["store_root"] == str(server["store"])
         assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
         for name in ("extract-features/extract-features", "predict/predict"):

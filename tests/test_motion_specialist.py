@@ -200,3 +200,30 @@ def test_training_from_the_store_keeps_blocks_on_disk_and_fits_the_same_model(st
     test = two_directions(3, seed=2)
     np.testing.assert_allclose(from_store.predict_proba(test), in_memory.predict_proba(test), atol=1e-6)
     assert from_store.metrics_["train_accuracy"] == in_memory.metrics_["train_accuracy"]
+
+
+def test_warm_start_keeps_the_representation_and_reads_only_new_clips(tmp_path):
+    """fit_warm re-fits the SVM on the new set from the previous model's whitening, autoencoder and
+    words; with the clip cache, a known clip's bag of words is never recomputed."""
+    from emonets.clip_cache import FolderClipCache
+
+    train = two_directions(6, seed=0)
+    ids = {c: f"fp-{c}" for c in train.clip_ids}
+    first = MotionSpecialist(TINY)
+    first.clip_cache = FolderClipCache(tmp_path, ids)
+    first.fit(train)
+    added = two_directions(1, seed=3)
+    bigger = ClipSet(train.clip_ids + ["new-0", "new-1"], train.items + added.items,
+                     np.concatenate([train.labels, added.labels]))
+    warm = MotionSpecialist(TINY)
+    warm.clip_cache = FolderClipCache(tmp_path, {**ids, "new-0": "fp-n0", "new-1": "fp-n1"})
+    warm.fit_warm(MotionSpecialist.load(first.save(tmp_path / "bundle")), bigger)
+    assert warm.clip_cache.counts()["misses"] == 2 and warm.clip_cache.counts()["hits"] == 12
+    assert warm.representation_key() == first.representation_key()
+    np.testing.assert_array_equal(warm.words_, first.words_)
+    assert warm.metrics_["svm_clips"] == 14 and "kept from the previous model" in warm.warm_start_
+    # the cached histograms are the ones the model computes itself
+    direct = np.stack([warm.histogram(x) for x in bigger.items])
+    np.testing.assert_allclose(warm.train_hist_, direct, atol=1e-12)
+    test = two_directions(6, seed=1)
+    assert (warm.predict_proba(test).argmax(axis=1) == test.labels).mean() >= 0.9

@@ -77,9 +77,29 @@ def test_train_all_then_nothing_to_redo_then_one_clip_added(prefect_api, demo_ro
     assert third["fusion"]["status"] == "fitted"
     for name, s in third["specialists"].items():  # the change is known clip for clip, and what it allows
         assert (s["retraining"]["changes"]["added"], s["retraining"]["changes"]["removed"]) == (1, 0), name
-        assert s["retraining"]["mode"] == "warm" and s["retraining"]["trained"] == "from scratch"
+        assert s["retraining"]["mode"] == "warm", name
+    trained = {n: s["retraining"]["trained"] for n, s in third["specialists"].items()}
+    # the networks continue from their bundles; bag of mouths has no warm start and says so
+    assert trained == {"face_cnn": "warm", "audio": "warm", "motion": "warm", "bag_of_mouths": "from scratch"}
+    assert "nothing to continue" in third["specialists"]["bag_of_mouths"]["retraining"]["note"]
+    # motion kept its representation: every known clip's bag of words came from the clip cache
+    assert third["specialists"]["motion"]["retraining"]["clip_cache"]["misses"] == 1
+    audio_bundle = json.loads(store.path("models", "audio", "bundle.json").read_text())
+    assert audio_bundle["retraining"]["trained"] == "warm" and audio_bundle["metrics"]["warm_epochs"] == 3
+    assert len(audio_bundle["inputs"]["clips"]) == 22  # the train and val clips: the 21 before and the added one
     page = store.path("reports", "latest", "report.md").read_text()
-    assert "bundle audio:" in page and "from scratch (rule: warm, 1 added, 0 removed, 0 changed of 21 training clips" in page
+    assert "bundle audio:" in page and "warm from the previous bundle" in page
+    assert "rule: warm, 1 added, 0 removed, 0 changed of 21 training clips" in page
+
+    # a full retrain asked for: the warm-started models train from scratch although nothing changed
+    full = train_all(data_roots=[str(root)], store_root=str(store.root), runner="threads", configs=TINY,
+                     fusion_draws=2000, retrain="full")
+    assert full["extraction"]["computed"] == 0
+    assert {n: s["status"] for n, s in full["specialists"].items()} == {
+        "face_cnn": "trained", "audio": "trained", "motion": "trained", "bag_of_mouths": "reused"}
+    assert full["specialists"]["audio"]["retraining"] == {
+        **full["specialists"]["audio"]["retraining"], "mode": "full", "trained": "from scratch",
+        "reason": "a full retrain was asked for and the bundle was warm-started"}
 
     # and removed again: the inputs are those of the first run, but the store's models are the
     # third run's, so they must be retrained, not "reused" (emonets.freshness asks the store)

@@ -102,4 +102,10 @@ def retraining_text(retraining: dict | None) -> str | None:
     delta = (f"; {changes.get('added')} added, {changes.get('removed')} removed, {changes.get('changed')} changed of "
              f"{changes.get('previous')} training clips" if changes and mode == "full" else "")  # warm: in the reason
     note = f"; {retraining['note']}" if retraining.get("note") else ""
-    return f"{retraining.get('trained', '?')} (rule: {mode}, {retraining.get('reason', '?')}{delta}){note}"
+    trained = retraining.get("trained", "?")
+    if trained == "warm":
+        created = f" of {retraining['warm_from_created']}" if retraining.get("warm_from_created") else ""
+        trained = f"warm from the previous bundle{created}: {retraining.get('warm_start', '')}"
+    cache = retraining.get("clip_cache") or {}
+    reused = f"; {cache['hits']} clips' intermediates reused" if cache.get("hits") else ""
+    return f"{trained} (rule: {mode}, {retraining.get('reason', '?')}{delta}){note}{reused}"

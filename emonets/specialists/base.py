@@ -59,6 +59,9 @@ class Specialist:
     """Base class: shared helpers only; each specialist implements fit/predict_proba/save/load."""
 
     name: ClassVar[str] = "specialist"
+    # Per-clip intermediates kept between runs (emonets.clip_cache), set by the training task; a
+    # specialist that has a fixed representation consults it, the others ignore it.
+    clip_cache = None
 
     def fit(self, train: ClipSet, val: ClipSet | None = None) -> "Specialist":  # pragma: no cover
         raise NotImplementedError

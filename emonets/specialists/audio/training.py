@@ -48,13 +48,17 @@ class AudioModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
-def train_frame_net(c: AudioConfig, n_features: int, seed: int, train_items, train_labels, val_items, val_labels):
+def train_frame_net(c: AudioConfig, n_features: int, seed: int, train_items, train_labels, val_items, val_labels,
+                    init_state: dict | None = None):
     """One seed's network on normalised clips; returns (its state dict, its history).
 
-    Early stopping on ``val`` when given, the best checkpoint kept.
+    Early stopping on ``val`` when given, the best checkpoint kept. ``init_state`` (a FrameMLP
+    state dict of the same shape) continues from that network instead of a random one.
     """
     L.seed_everything(seed, workers=True, verbose=False)
     module = AudioModule(n_features=n_features, config=c.to_dict())
+    if init_state is not None:
+        module.net.load_state_dict(init_state)
     train_loader = DataLoader(ClipFrames(train_items, train_labels, aug=c.augment, seed=seed),
                               batch_size=c.batch_size, shuffle=True, collate_fn=collate)
     val_loader = None

@@ -19,6 +19,7 @@ import torch
 from sklearn.svm import SVC
 
 from emonets.bundle import Bundle, load_bundle, save_bundle
+from emonets.clip_cache import cached_per_clip, digest
 from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
 from emonets.specialists.face_cnn.net import TTA_VIEWS, FaceNet, to_input, tta_views
 from emonets.specialists.temporal import segment_pool
@@ -195,12 +196,21 @@ class FaceCNN(Specialist):
         empty = [cid for cid, x in zip(data.clip_ids, data.items) if len(x) == 0]
         if empty:
             raise ValueError(f"face_cnn: clips without faces cannot be scored: {empty[:5]}")
-        lengths = [len(x) for x in data.items]
-        probs = self.predict_frames(np.concatenate(data.items)) if data.items else np.zeros((0, N_CLASSES))
-        per_clip = np.split(probs, np.cumsum(lengths)[:-1]) if data.items else []
+        per_clip = cached_per_clip(getattr(self, "clip_cache", None), self.representation_key(), data.clip_ids,
+                                   lambda idx: self._frame_probs([data.items[i] for i in idx]))
         vectors = np.stack([segment_pool(p, segments=self.config.segments) for p in per_clip]) if per_clip else \
             np.zeros((0, self.config.segments * N_CLASSES), np.float32)
         return vectors, per_clip
+
+    def _frame_probs(self, items: list[np.ndarray]) -> list[np.ndarray]:
+        """Per clip, (T, 7) frame probabilities, all the clips' faces batched together."""
+        lengths = [len(x) for x in items]
+        probs = self.predict_frames(np.concatenate(items)) if items else np.zeros((0, N_CLASSES))
+        return np.split(probs, np.cumsum(lengths)[:-1]) if items else []
+
+    def representation_key(self) -> str:
+        """Digest of what a clip's frame probabilities depend on: the nets, face size and views."""
+        return "face_cnn-" + digest([state for _, state in self._all_members()], self.size_, self.config.tta)
 
     def fit_video_head(self, train: ClipSet, val: ClipSet | None = None) -> "FaceCNN":
         """Fit the RBF SVM on the training videos' 70-d vectors; C chosen on ``val`` if given."""

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from emonets.bundle import Bundle, load_bundle, save_bundle
+from emonets.clip_cache import cached_per_clip, digest
 from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
 from emonets.specialists.coding import (
     Whitening,
@@ -165,6 +166,20 @@ class MotionSpecialist(Specialist):
             hist /= hist.sum()
         return hist
 
+    def representation_key(self) -> str:
+        """Digest of what a clip's histogram depends on: whitening, autoencoder and words."""
+        return "motion-" + digest(self.whitening_.mean, self.whitening_.matrix, self.autoencoder_.state_dict(),
+                                  self.words_, self.block_shape_, self.config.cn_eps)
+
+    def histograms(self, data: ClipSet, rows: list[int]) -> np.ndarray:
+        """(len(rows), n_words) histograms of those clips of ``data``: from the clip cache
+        (emonets.clip_cache) where it holds them, else computed (and then kept there)."""
+        if not rows:
+            return np.zeros((0, len(self.words_)))
+        hists = cached_per_clip(self.clip_cache, self.representation_key(), [data.clip_ids[k] for k in rows],
+                                lambda idx: [self.histogram(data.items[rows[i]]) for i in idx])
+        return np.stack(hists)
+
     # -- training ---------------------------------------------------------------------------
     def fit(self, train: ClipSet, val: ClipSet | None = None) -> "MotionSpecialist":
         """Whitening, autoencoder and vocabulary on all training blocks; the SVM on labelled clips."""
@@ -213,7 +228,7 @@ class MotionSpecialist(Specialist):
         t_words = time.perf_counter() - t_ae
 
         idx = np.flatnonzero(labelled)
-        self.train_hist_ = np.stack([self.histogram(train.items[i]) for i in idx])
+        self.train_hist_ = self.histograms(train, list(idx))
         self.train_labels_ = train.labels[idx].astype(np.int64)
         self._fit_svm()
         self.metrics_ = {
@@ -236,12 +251,48 @@ class MotionSpecialist(Specialist):
                                     == self.train_labels_).mean()),
             "fit_seconds": round(time.perf_counter() - t0, 2),
         }
+        self._measure_val(val)
+        return self
+
+    def fit_warm(self, previous: "MotionSpecialist", train: ClipSet, val: ClipSet | None = None) -> "MotionSpecialist":
+        """Continue from ``previous``: its representation (whitening, autoencoder, words) is kept,
+        the SVM and its calibration re-fit on the new training clips' histograms (an unchanged clip's
+        comes from the clip cache, so only added clips are read and encoded).
+
+        The representation is learnt unsupervised from a sample of at most ``max_train_blocks``
+        blocks; a few added clips move that sample by a fraction of a percent, so it is kept as it is
+        rather than fine-tuned. A full retrain (a large change, ``--full``, the scheduled run)
+        learns it again.
+        """
+        t0 = time.perf_counter()
+        for attr in ("block_shape_", "whitening_", "autoencoder_", "words_"):
+            setattr(self, attr, getattr(previous, attr))
+        labelled = (train.labels >= 0) & np.array([len(i) > 0 for i in train.items])
+        if len(np.unique(train.labels[labelled])) < 2:
+            raise ValueError("need labelled clips of at least two classes to train the SVM")
+        shapes = {tuple(i.shape[1:]) for i in train.items if len(i)} - {tuple(self.block_shape_)}
+        if shapes:
+            raise ValueError(f"training clips hold blocks of shapes {shapes}; the previous model took {self.block_shape_}")
+        idx = np.flatnonzero(labelled)
+        self.train_hist_ = self.histograms(train, list(idx))
+        self.train_labels_ = train.labels[idx].astype(np.int64)
+        self._fit_svm()
+        kept = {k: v for k, v in getattr(previous, "metrics_", {}).items()
+                if k.startswith("ae_") or k in ("whitening_components", "train_blocks")}
+        self.metrics_ = {**kept, "warm_from_representation": previous.representation_key(),
+                         "svm_clips": int(len(idx)), "chi2_gamma": self.gamma_,
+                         "calibrated": self.calibrator_ is not None,
+                         "fit_seconds": round(time.perf_counter() - t0, 2)}
+        self._measure_val(val)
+        self.warm_start_ = "whitening, autoencoder and words kept from the previous model; SVM and calibration re-fit"
+        return self
+
+    def _measure_val(self, val: ClipSet | None) -> None:
         if val is not None and (val.labels >= 0).any():
             proba = self.predict_proba(val)
             ok = (val.labels >= 0) & ~np.isnan(proba).any(axis=1)
             if ok.any():
                 self.metrics_["val_accuracy"] = float((proba[ok].argmax(1) == val.labels[ok]).mean())
-        return self
 
     def _fit_svm(self) -> None:
         from sklearn.linear_model import LogisticRegression
@@ -277,7 +328,7 @@ class MotionSpecialist(Specialist):
         if not rows:
             return out
         out[rows] = 0.0
-        out[np.ix_(rows, self.svm_.classes_)] = self._proba(np.stack([self.histogram(data.items[k]) for k in rows]))
+        out[np.ix_(rows, self.svm_.classes_)] = self._proba(self.histograms(data, rows))
         return out
 
     def _proba(self, hist: np.ndarray) -> np.ndarray:
