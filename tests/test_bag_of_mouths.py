@@ -189,3 +189,16 @@ def test_training_frames_are_bounded_in_all():
     assert len(frames) == 40 and len(labels) == 40  # 2 a clip, not 6
     frames, _ = BagOfMouths(dataclasses.replace(TINY, max_frames_per_clip=6, max_train_frames=None))._training_frames(data)
     assert len(frames) == 120
+
+
+def test_warm_start_keeps_the_dictionaries_and_refits_the_classifier(fitted):
+    more = _clips(33, 2, seed=4)
+    warm = BagOfMouths(TINY).fit_warm(fitted, more)
+    assert all(w is p for w, p in zip(warm.centroids_, fitted.centroids_))  # the dictionaries, as they were
+    assert warm.classifier_ is not fitted.classifier_ and warm.metrics_["train_frames"] == 66 * 2
+    test = _clips(20, 3, seed=1)
+    assert (warm.predict_proba(test).argmax(axis=1) == test.labels).mean() >= 0.95
+    assert "kept from the previous model" in warm.warm_start_
+    with pytest.raises(ValueError, match="previous model took"):
+        BagOfMouths(TINY).fit_warm(fitted, ClipSet(["a", "b"], [np.zeros((2, 12, 20), np.uint8)] * 2,
+                                                   np.array([0, 1])))

@@ -151,10 +151,6 @@ class BagOfMouths(Specialist):
 
     def fit(self, train: ClipSet, val: ClipSet | None = None) -> "BagOfMouths":
         """Learn whitenings and dictionaries per region, then the logistic regression."""
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         cfg = self.config
         t0 = time.perf_counter()
         frames, labels = self._training_frames(train)
@@ -175,6 +171,34 @@ class BagOfMouths(Specialist):
             self.centroids_.append(fit_dictionary(white.transform(sample), n_centroids=cfg.n_centroids,
                                                   seed=cfg.seed + r, max_iter=cfg.kmeans_iter))
         t_dict = time.perf_counter() - t0
+        self._fit_head(frames, labels, val)
+        self.metrics_.update(dictionary_seconds=round(t_dict, 2), fit_seconds=round(time.perf_counter() - t0, 2))
+        return self
+
+    def fit_warm(self, previous: "BagOfMouths", train: ClipSet, val: ClipSet | None = None) -> "BagOfMouths":
+        """Continue from ``previous``: its whitenings and k-means dictionaries (learnt from a
+        sample of at most ``max_kmeans_patches`` patches a region, which a few added clips barely
+        move) are kept; the logistic regression re-fits on the new training frames."""
+        t0 = time.perf_counter()
+        frames, labels = self._training_frames(train)
+        if len(np.unique(labels)) < 2:
+            raise ValueError("need at least two classes to train")
+        if tuple(frames.shape[1:]) != tuple(previous.patch_shape_):
+            raise ValueError(f"mouth patches are {frames.shape[1:]}, the previous model took {previous.patch_shape_}")
+        for attr in ("patch_shape_", "edges_", "whitenings_", "centroids_"):
+            setattr(self, attr, getattr(previous, attr))
+        self._fit_head(frames, labels, val)
+        self.metrics_["fit_seconds"] = round(time.perf_counter() - t0, 2)
+        self.warm_start_ = "whitenings and dictionaries kept from the previous model; logistic regression re-fit"
+        return self
+
+    def _fit_head(self, frames: np.ndarray, labels: np.ndarray, val: ClipSet | None) -> None:
+        """The standardised logistic regression on the frames' codes; val accuracy when given."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        cfg = self.config
         features = self.encode(frames)
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=cfg.max_iter))
         clf.fit(features, labels)
@@ -183,14 +207,11 @@ class BagOfMouths(Specialist):
             "train_frames": int(len(frames)),
             "train_frame_accuracy": float((clf.predict(features) == labels).mean()),
             "whitening_components": [w.n_components for w in self.whitenings_],
-            "dictionary_seconds": round(t_dict, 2),
-            "fit_seconds": round(time.perf_counter() - t0, 2),
         }
         if val is not None and (val.labels >= 0).any():
             proba = self.predict_proba(val)
             ok = (val.labels >= 0) & ~np.isnan(proba).any(axis=1)
             self.metrics_["val_accuracy"] = float((proba[ok].argmax(1) == val.labels[ok]).mean())
-        return self
 
     # -- prediction -------------------------------------------------------------------------
     def frame_proba(self, frames: np.ndarray) -> np.ndarray:
