@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
@@ -67,41 +68,69 @@ class FolderClipCache:
     ``fingerprints`` maps clip id -> content fingerprint; a clip without one is never cached (a
     clip the run knows nothing about, e.g. a speed-perturbed training view). Hits, misses and
     writes are counted for the training summary.
+
+    Memory stays bounded: a representation's segments are indexed by reading their keys only, and
+    a segment's values are loaded when one of its clips is asked for, keeping at most
+    ``max_loaded_bytes`` of loaded segments (least recently used dropped first). Per-frame codes of
+    thousands of clips (bag of mouths: 3,200 numbers a frame) never sit in memory all at once.
     """
 
-    def __init__(self, root: Path | str, fingerprints: dict[str, str]):
+    def __init__(self, root: Path | str, fingerprints: dict[str, str], *, max_loaded_bytes: int = 256 << 20):
         self.root = Path(root)
         self.fingerprints = dict(fingerprints)
-        self._loaded: dict[str, dict[str, np.ndarray]] = {}
+        self.max_loaded_bytes = int(max_loaded_bytes)
+        self._index: dict[str, dict[str, Path]] = {}          # model key -> fingerprint -> segment
+        self._segments: OrderedDict[Path, dict[str, np.ndarray]] = OrderedDict()  # loaded, LRU order
         self._pending: dict[str, dict[str, np.ndarray]] = {}
         self.hits = self.misses = self.written = 0
 
-    def _entries(self, model_key: str) -> dict[str, np.ndarray]:
-        if model_key not in self._loaded:
-            entries: dict[str, np.ndarray] = {}
+    def _segment_index(self, model_key: str) -> dict[str, Path]:
+        if model_key not in self._index:
+            index: dict[str, Path] = {}
             for segment in sorted((self.root / model_key).glob("*.npz")):
                 try:
-                    entries.update(_read_segment(segment))
+                    with np.load(segment, allow_pickle=False) as npz:
+                        keys = npz["keys"]  # only this member is read
                 except (OSError, ValueError, KeyError, EOFError):  # unreadable: its clips are recomputed
                     continue
-            self._loaded[model_key] = entries
-        return self._loaded[model_key]
+                index.update((str(k), segment) for k in keys)
+            self._index[model_key] = index
+        return self._index[model_key]
+
+    def _segment(self, path: Path) -> dict[str, np.ndarray] | None:
+        if path in self._segments:
+            self._segments.move_to_end(path)
+            return self._segments[path]
+        try:
+            entries = _read_segment(path)
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
+        self._segments[path] = entries
+        loaded = sum(v.nbytes for seg in self._segments.values() for v in seg.values())
+        while len(self._segments) > 1 and loaded > self.max_loaded_bytes:
+            _, dropped = self._segments.popitem(last=False)
+            loaded -= sum(v.nbytes for v in dropped.values())
+        return entries
 
     def get(self, model_key: str, clip_id: str) -> np.ndarray | None:
         key = self.fingerprints.get(clip_id)
-        value = None if key is None else self._entries(model_key).get(key)
-        if key is not None:
-            self.hits += value is not None
-            self.misses += value is None
+        if key is None:
+            return None
+        value = self._pending.get(model_key, {}).get(key)
+        if value is None:
+            path = self._segment_index(model_key).get(key)
+            entries = self._segment(path) if path is not None else None
+            value = None if entries is None else entries.get(key)
+        self.hits += value is not None
+        self.misses += value is None
         return value
 
     def put(self, model_key: str, clip_id: str, value: np.ndarray) -> None:
         key = self.fingerprints.get(clip_id)
         if key is None:
             return
-        value = np.asarray(value)
-        self._entries(model_key)[key] = value
-        self._pending.setdefault(model_key, {})[key] = value
+        self._segment_index(model_key)  # the representation counts as in use (prune)
+        self._pending.setdefault(model_key, {})[key] = np.asarray(value)
 
     def flush(self) -> None:
         """Write the entries put since the last flush, one new segment per representation."""
@@ -112,7 +141,9 @@ class FolderClipCache:
             np.savez(buffer, **_packed(entries))
             folder = self.root / model_key
             folder.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(folder / f"{uuid.uuid4().hex}.npz", buffer.getvalue())
+            path = folder / f"{uuid.uuid4().hex}.npz"
+            write_bytes_atomic(path, buffer.getvalue())
+            self._segment_index(model_key).update((k, path) for k in entries)
             self.written += len(entries)
         self._pending = {}
 
@@ -121,9 +152,9 @@ class FolderClipCache:
         network's); call it once the model that asked is saved. Returns the folders removed."""
         import shutil
 
-        if not self._loaded or not self.root.is_dir():
+        if not self._index or not self.root.is_dir():
             return 0
-        stale = [p for p in self.root.iterdir() if p.is_dir() and p.name not in self._loaded]
+        stale = [p for p in self.root.iterdir() if p.is_dir() and p.name not in self._index]
         for folder in stale:
             shutil.rmtree(folder, ignore_errors=True)
         return len(stale)

@@ -42,8 +42,8 @@ def extract_features(
         started = time.perf_counter()
         with shared_ephemeral_api():
             try:
-                futures, reused, planned = _submit_all(units, stages, cfgs, str(store.root))
-                summary = _collect(futures, reused, planned, current_progress())
+                jobs, reused = _plan(units, stages, cfgs, str(store.root))
+                summary = _run_jobs(jobs, reused, cfgs, str(store.root), current_progress())
             finally:
                 close_guarded_children()  # the threads runner's children live in this process
         summary.update(clips=int(len(clips)), units=len(units), stages=stages,
@@ -52,16 +52,15 @@ def extract_features(
     return summary
 
 
-def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict], int]:
-    """Submit one task per unit that has stale stages; return the futures, the reused summaries
-    and how many (stage, unit) the tasks will compute.
+def _plan(units, stages, cfgs, store_root) -> tuple[list[tuple[Any, list[str]]], list[dict]]:
+    """The (unit, stale stages) to compute, in order, and the current partitions' summaries.
 
     Partitions whose manifest already matches (same content sha256, config, library version)
     are not submitted at all, so a no-change re-run creates no task runs (emonets.freshness: the
     task has no Prefect cache that could disagree with the store).
     """
     store = Store(store_root)
-    futures, reused, planned = [], [], 0
+    jobs, reused = [], []
     prepared: set[str] = set()
     for unit in units:
         stale, current = _stale_stages(store, unit, stages, cfgs)
@@ -72,10 +71,32 @@ def _submit_all(units, stages, cfgs, store_root) -> tuple[list, list[dict], int]
             if stage not in prepared:
                 registry.stage(stage).prepare_workers(force=True)  # e.g. numba's cache: workers only read it
                 prepared.add(stage)
-        planned += len(stale)
-        futures.append((len(stale), extract_unit.submit(unit.to_dict(), stale, {s: cfgs[s] for s in stale},
-                                                        store_root)))
-    return futures, reused, planned
+        jobs.append((unit, stale))
+    return jobs, reused
+
+
+def _runs_inline(jobs: list) -> bool:
+    """Whether to run the work in this flow's own process instead of the task runner: a single
+    unit on the local process pool. A pool worker's start (a new interpreter importing Prefect
+    and the library, seconds) buys no parallelism for one unit, whose stages run in order anyway;
+    the unit's stages still run in a guarded child (a crash is still retried, then a `problems`
+    row), and a Dask cluster keeps its work (the team chose where it runs)."""
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    ctx = FlowRunContext.get()
+    return len(jobs) == 1 and ctx is not None and isinstance(ctx.task_runner, ProcessPoolTaskRunner)
+
+
+def _run_jobs(jobs: list, reused: list[dict], cfgs: dict, store_root: str, progress: Any) -> dict:
+    """Submit one task per unit with stale stages (or run the single one inline) and tally them."""
+    planned = sum(len(stale) for _, stale in jobs)
+    args = [(unit.to_dict(), stale, {s: cfgs[s] for s in stale}, store_root) for unit, stale in jobs]
+    if _runs_inline(jobs):
+        states = [(len(stale), extract_unit(*a, return_state=True)) for (_, stale), a in zip(jobs, args)]
+        return _collect([], reused, planned, progress, done=states)
+    futures = [(len(stale), extract_unit.submit(*a)) for (_, stale), a in zip(jobs, args)]
+    return _collect(futures, reused, planned, progress)
 
 
 def _stale_stages(store: Store, unit, stages: list[str], cfgs: dict) -> tuple[list[str], list[dict]]:
@@ -106,31 +127,41 @@ def _stale_stages(store: Store, unit, stages: list[str], cfgs: dict) -> tuple[li
     return stale, reused
 
 
-def _collect(futures: list, reused: list[dict], planned: int, progress: Any) -> dict:
+def _collect(futures: list, reused: list[dict], planned: int, progress: Any, done: list | None = None) -> dict:
+    """Tally the reused summaries, the final states ``done`` (units run inline) and the futures."""
     tally = ExtractionTally()
     for result in reused:
         tally.add(result, True)
     total = planned + len(reused)
-    done = len(reused)
+    count = len(reused)
     if progress is not None:
-        progress(done, total)
+        progress(count, total)
+    for size, state in done or []:
+        count += size
+        if progress is not None:
+            progress(count, total)
+        _tally_state(tally, state)
     size_of = {id(f): n for n, f in futures}
     for future in as_completed([f for _, f in futures]):
-        done += size_of[id(future)]
+        count += size_of[id(future)]
         if progress is not None:
-            progress(done, total)
+            progress(count, total)
         future.wait()  # sets the future's final state (as_completed only says the run ended)
         state = future.state
         if not state.is_final():  # never ran: the runner could not run it
             tally.fail(f"{state.name}: {_why_not_run(future)}")
             continue
-        results = state.result(raise_on_failure=False)
-        if not state.is_completed() or not isinstance(results, list):
-            tally.fail(f"{state.name}: {results}")
-            continue
-        for result in results:  # a stage whose worker crashed twice is counted failed (and in `problems`)
-            tally.add(result, result["status"] == "reused")
+        _tally_state(tally, state)
     return tally.summary()
+
+
+def _tally_state(tally: ExtractionTally, state: Any) -> None:
+    results = state.result(raise_on_failure=False)
+    if not state.is_completed() or not isinstance(results, list):
+        tally.fail(f"{state.name}: {results}")
+        return
+    for result in results:  # a stage whose worker crashed twice is counted failed (and in `problems`)
+        tally.add(result, result["status"] == "reused")
 
 
 def _why_not_run(future: Any) -> str:

@@ -202,3 +202,29 @@ def test_warm_start_keeps_the_dictionaries_and_refits_the_classifier(fitted):
     with pytest.raises(ValueError, match="previous model took"):
         BagOfMouths(TINY).fit_warm(fitted, ClipSet(["a", "b"], [np.zeros((2, 12, 20), np.uint8)] * 2,
                                                    np.array([0, 1])))
+
+
+def test_a_warm_refit_encodes_only_the_clips_the_cache_does_not_hold(tmp_path):
+    """After one added clip only that clip's frames go through the dictionaries again; the
+    cached codes give the same model as encoding everything afresh."""
+    from emonets.clip_cache import FolderClipCache
+
+    data = _clips(20, 3, seed=5)
+    fps = {c: f"content-{c}" for c in data.clip_ids}
+    first = BagOfMouths(TINY)
+    first.clip_cache = FolderClipCache(tmp_path, fps)
+    first.fit(data)
+    assert first.clip_cache.counts()["written"] == len(data)
+
+    extra = _clips(1, 3, seed=6)  # one more clip a class
+    more = ClipSet(data.clip_ids + extra.clip_ids, data.items + extra.items, np.concatenate([data.labels, extra.labels]))
+    more_fps = {c: f"content-{c}" for c in more.clip_ids}
+    encoded = []
+    warm = BagOfMouths(TINY)
+    warm.clip_cache = FolderClipCache(tmp_path, more_fps)
+    real_encode = warm.encode
+    warm.encode = lambda frames: (encoded.append(len(frames)), real_encode(frames))[1]
+    warm.fit_warm(first, more)
+    assert encoded == [6]  # the two added clips' three frames each, once
+    fresh = BagOfMouths(TINY).fit_warm(first, more)  # no cache: everything encoded
+    np.testing.assert_allclose(warm.predict_proba(more), fresh.predict_proba(more), atol=1e-12)

@@ -4,6 +4,7 @@ an unreadable segment only costs a recomputation."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from emonets.clip_cache import FolderClipCache, cached_per_clip, digest
@@ -68,3 +69,18 @@ def test_prune_keeps_only_the_representations_in_use(tmp_path):
     cached_per_clip(new, "new-net", ["a"], lambda idx: [np.zeros(2)])
     assert new.prune() == 1
     assert [p.name for p in tmp_path.iterdir()] == ["new-net"]
+
+
+def test_loaded_segments_stay_within_the_memory_bound_and_values_still_come_back(tmp_path):
+    ids = [f"c{i}" for i in range(6)]
+    fps = {c: f"f{c}" for c in ids}
+    value = {c: np.full((50, 100), i, np.float32) for i, c in enumerate(ids)}  # 20 kB each
+    writer = FolderClipCache(tmp_path, fps)
+    for pair in (ids[0:2], ids[2:4], ids[4:6]):  # three segments of two clips
+        cached_per_clip(writer, "k", pair, lambda idx, pair=pair: [value[pair[i]] for i in idx])
+    reader = FolderClipCache(tmp_path, fps, max_loaded_bytes=50_000)  # room for one segment at a time
+    out = cached_per_clip(reader, "k", ids, lambda idx: pytest.fail("all were cached"))
+    for c, got in zip(ids, out):
+        np.testing.assert_array_equal(got, value[c])
+    assert reader.counts() == {"hits": 6, "misses": 0, "written": 0}
+    assert len(reader._segments) == 1  # the other two were dropped once read

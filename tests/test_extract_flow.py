@@ -120,3 +120,34 @@ def test_dask_runner_local_cluster_and_unreachable_address(prefect_api, tmp_path
     assert (summary["computed"], summary["failed"]) == (2, 0)
     with pytest.raises(RunnerUnavailableError, match="cannot reach a Dask scheduler"):
         run_extract_features(str(store.root), stages=["mfcc"], runner="dask", dask_address="tcp://127.0.0.1:1")
+
+
+def test_a_single_stale_unit_runs_in_the_flow_process_not_a_new_pool(prefect_api, tmp_path, make_clip, store,
+                                                                      monkeypatch):
+    """One added clip is computed without starting a pool worker (seconds of interpreter start-up
+    for no parallelism); a crash there is still a `problems` row, and two stale units use the pool."""
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    root = _dataset(tmp_path, make_clip, n=2)
+    _ingest(root, store)
+    submitted = []
+    real_submit = ProcessPoolTaskRunner.submit
+
+    def counting_submit(self, task, *args, **kwargs):
+        submitted.append(task.name)
+        return real_submit(self, task, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolTaskRunner, "submit", counting_submit)
+    first = run_extract_features(str(store.root), stages=FAST, runner="local")
+    assert (first["computed"], first["failed"]) == (4, 0) and submitted == ["extract", "extract"]
+
+    make_clip("clip2.mp4", folder=root / "Train" / "Happy", seconds=1.5)  # other bytes than clip0's
+    _ingest(root, store)
+    monkeypatch.setenv("EMONETS_TEST_CRASH", "mfcc:clip2:SIGSEGV")
+    second = run_extract_features(str(store.root), stages=FAST, runner="local")
+    assert submitted == ["extract", "extract"]  # nothing more went to the pool
+    assert (second["computed"], second["cached"], second["failed"]) == (1, 4, 1), second["errors"]
+    problems = store.read("problems")
+    assert list(problems[(problems["clip_id"] == "clip2") & (problems["stage"] == "mfcc")]["reason"]) == [
+        "worker crashed: SIGSEGV"]
+    assert store.manifest("motion_blocks", "clip2").rows > 0

@@ -14,6 +14,10 @@ defaults are a 2x4 grid of 8x7 regions with 5x5 patches (12 per region).
 
 ``items[i]`` of a ClipSet holds clip i's (T, h, w) uint8 mouth patches (T = 1 for still
 images). A clip with no frame cannot be scored: its row of ``predict_proba`` is NaN.
+
+A frame's code is kept in half precision, and a clip's codes go through the clip cache
+(emonets.clip_cache, keyed by the dictionaries and the clip's content) when the training task
+sets one: a warm re-fit after one added clip encodes that clip only.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from emonets.bundle import Bundle, load_bundle, save_bundle
+from emonets.clip_cache import cached_per_clip, digest
 from emonets.specialists.base import N_CLASSES, ClipSet, Specialist
 from emonets.specialists.coding import (
     Whitening,
@@ -127,27 +132,70 @@ class BagOfMouths(Specialist):
                 col += len(cents)
         return out
 
+    def frame_codes(self, frames: np.ndarray) -> np.ndarray:
+        """(T, regions * centroids) float16 codes: ``encode`` rounded to half precision, the form
+        in which codes are kept per clip (emonets.clip_cache), so a cached and a fresh code agree."""
+        return self.encode(frames).astype(np.float16)
+
+    def representation_key(self) -> str:
+        """Digest of what a clip's codes depend on: whitenings, dictionaries and patch settings."""
+        return "mouths-" + digest([w.mean for w in self.whitenings_], [w.matrix for w in self.whitenings_],
+                                  self.centroids_, self.patch_shape_, self.config.patch, self.config.cn_eps,
+                                  self.config.grid)
+
+    def clip_codes(self, data: ClipSet, rows: list[int]) -> list[np.ndarray]:
+        """Each of those clips' frame codes: from the clip cache where it holds them, else encoded
+        (all the missing clips' frames together) and then kept there."""
+        def compute(idx: list[int]) -> list[np.ndarray]:
+            items = [self._check_frames(data.items[rows[i]]) for i in idx]
+            codes = self.frame_codes(np.concatenate(items))
+            ends = np.cumsum([len(i) for i in items])
+            return [codes[end - len(item): end] for end, item in zip(ends, items)]
+
+        return cached_per_clip(self.clip_cache, self.representation_key(), [data.clip_ids[k] for k in rows], compute)
+
     # -- training ---------------------------------------------------------------------------
-    def _training_frames(self, data: ClipSet) -> tuple[np.ndarray, np.ndarray]:
-        """Frames (evenly spaced, at most max_frames_per_clip per clip and about max_train_frames
-        in all) and their clip's label."""
-        frames, labels = [], []
-        cap = self.config.max_frames_per_clip
-        total = self.config.max_train_frames
+    def _frames_per_clip(self, data: ClipSet) -> int | None:
+        """At most max_frames_per_clip a clip, and fewer on a large set (about max_train_frames in all)."""
+        cap, total = self.config.max_frames_per_clip, self.config.max_train_frames
         if total is not None:
             n_clips = max(1, sum(1 for item, label in zip(data.items, data.labels) if label >= 0 and len(item)))
             cap = max(1, total // n_clips) if cap is None else max(1, min(cap, total // n_clips))
-        for item, label in zip(data.items, data.labels):
-            item = self._check_frames(item)
-            if label < 0 or len(item) == 0:
-                continue
-            if cap is not None and len(item) > cap:
-                item = item[np.linspace(0, len(item) - 1, cap).round().astype(int)]
-            frames.append(item)
-            labels.append(np.full(len(item), label, dtype=np.int64))
-        if not frames:
+        return cap
+
+    @staticmethod
+    def _pick(n: int, cap: int | None) -> np.ndarray:
+        """Indices of the (evenly spaced) training frames among a clip's ``n``."""
+        return np.arange(n) if cap is None or n <= cap else np.linspace(0, n - 1, cap).round().astype(int)
+
+    def _training_rows(self, data: ClipSet) -> list[int]:
+        rows = [k for k, (item, label) in enumerate(zip(data.items, data.labels)) if label >= 0 and len(item)]
+        if not rows:
             raise ValueError("no labelled frame to train on")
+        return rows
+
+    def _training_frames(self, data: ClipSet) -> tuple[np.ndarray, np.ndarray]:
+        """Frames (evenly spaced, at most max_frames_per_clip per clip and about max_train_frames
+        in all) and their clip's label."""
+        cap = self._frames_per_clip(data)
+        frames, labels = [], []
+        for k in self._training_rows(data):
+            item = self._check_frames(data.items[k])
+            frames.append(item[self._pick(len(item), cap)])
+            labels.append(np.full(len(frames[-1]), data.labels[k], dtype=np.int64))
         return np.concatenate(frames), np.concatenate(labels)
+
+    def _training_codes(self, data: ClipSet) -> tuple[np.ndarray, np.ndarray]:
+        """The codes of the frames ``_training_frames`` picks, and their labels, read clip by clip
+        through the clip cache (a group of clips at a time: memory bounded by the picked frames)."""
+        cap = self._frames_per_clip(data)
+        rows = self._training_rows(data)
+        codes, labels = [], []
+        for group in _clip_groups([len(data.items[k]) for k in rows], self.config.chunk):
+            for k, clip in zip((rows[g] for g in group), self.clip_codes(data, [rows[g] for g in group])):
+                codes.append(clip[self._pick(len(clip), cap)].astype(np.float32))
+                labels.append(np.full(len(codes[-1]), data.labels[k], dtype=np.int64))
+        return np.concatenate(codes), np.concatenate(labels)
 
     def fit(self, train: ClipSet, val: ClipSet | None = None) -> "BagOfMouths":
         """Learn whitenings and dictionaries per region, then the logistic regression."""
@@ -170,41 +218,43 @@ class BagOfMouths(Specialist):
             self.whitenings_.append(white)
             self.centroids_.append(fit_dictionary(white.transform(sample), n_centroids=cfg.n_centroids,
                                                   seed=cfg.seed + r, max_iter=cfg.kmeans_iter))
+        del frames
         t_dict = time.perf_counter() - t0
-        self._fit_head(frames, labels, val)
+        self._fit_head(train, val)
         self.metrics_.update(dictionary_seconds=round(t_dict, 2), fit_seconds=round(time.perf_counter() - t0, 2))
         return self
 
     def fit_warm(self, previous: "BagOfMouths", train: ClipSet, val: ClipSet | None = None) -> "BagOfMouths":
         """Continue from ``previous``: its whitenings and k-means dictionaries (learnt from a
         sample of at most ``max_kmeans_patches`` patches a region, which a few added clips barely
-        move) are kept; the logistic regression re-fits on the new training frames."""
+        move) are kept; the logistic regression re-fits on the new training frames, whose codes
+        come from the clip cache (only added clips are encoded)."""
         t0 = time.perf_counter()
-        frames, labels = self._training_frames(train)
-        if len(np.unique(labels)) < 2:
-            raise ValueError("need at least two classes to train")
-        if tuple(frames.shape[1:]) != tuple(previous.patch_shape_):
-            raise ValueError(f"mouth patches are {frames.shape[1:]}, the previous model took {previous.patch_shape_}")
+        shapes = {tuple(self._check_frames(train.items[k]).shape[1:]) for k in self._training_rows(train)}
+        if shapes != {tuple(previous.patch_shape_)}:
+            raise ValueError(f"mouth patches are {sorted(shapes)}, the previous model took {previous.patch_shape_}")
         for attr in ("patch_shape_", "edges_", "whitenings_", "centroids_"):
             setattr(self, attr, getattr(previous, attr))
-        self._fit_head(frames, labels, val)
+        self._fit_head(train, val)
         self.metrics_["fit_seconds"] = round(time.perf_counter() - t0, 2)
         self.warm_start_ = "whitenings and dictionaries kept from the previous model; logistic regression re-fit"
         return self
 
-    def _fit_head(self, frames: np.ndarray, labels: np.ndarray, val: ClipSet | None) -> None:
-        """The standardised logistic regression on the frames' codes; val accuracy when given."""
+    def _fit_head(self, train: ClipSet, val: ClipSet | None) -> None:
+        """The standardised logistic regression on the training frames' codes; val accuracy when given."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         cfg = self.config
-        features = self.encode(frames)
+        features, labels = self._training_codes(train)
+        if len(np.unique(labels)) < 2:
+            raise ValueError("need at least two classes to train")
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=cfg.max_iter))
         clf.fit(features, labels)
         self.classifier_ = clf
         self.metrics_ = {
-            "train_frames": int(len(frames)),
+            "train_frames": int(len(features)),
             "train_frame_accuracy": float((clf.predict(features) == labels).mean()),
             "whitening_components": [w.n_components for w in self.whitenings_],
         }
@@ -214,23 +264,25 @@ class BagOfMouths(Specialist):
             self.metrics_["val_accuracy"] = float((proba[ok].argmax(1) == val.labels[ok]).mean())
 
     # -- prediction -------------------------------------------------------------------------
+    def _codes_proba(self, codes: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(codes), N_CLASSES), dtype=np.float64)
+        if len(codes):
+            out[:, self.classifier_.classes_] = self.classifier_.predict_proba(codes.astype(np.float32))
+        return out
+
     def frame_proba(self, frames: np.ndarray) -> np.ndarray:
         """(T, 7) class probabilities of each frame (classes unseen in training get 0)."""
-        frames = self._check_frames(frames)
-        out = np.zeros((len(frames), N_CLASSES), dtype=np.float64)
-        if len(frames):
-            out[:, self.classifier_.classes_] = self.classifier_.predict_proba(self.encode(frames))
-        return out
+        return self._codes_proba(self.frame_codes(self._check_frames(frames)))
 
     def predict_proba(self, data: ClipSet) -> np.ndarray:
         """(n_clips, 7): the mean of each clip's frame probabilities; NaN rows for clips without frames."""
         out = np.full((len(data), N_CLASSES), np.nan)
         for group in _clip_groups([len(i) for i in data.items], self.config.chunk):  # bounded: a few chunks
-            items = [self._check_frames(data.items[k]) for k in group]
-            probs = self.frame_proba(np.concatenate(items))
-            bounds = np.cumsum([len(i) for i in items])
-            for k, end, item in zip(group, bounds, items):
-                out[k] = probs[end - len(item): end].mean(axis=0)
+            codes = self.clip_codes(data, group)
+            probs = self._codes_proba(np.concatenate(codes))
+            ends = np.cumsum([len(c) for c in codes])
+            for k, end, clip in zip(group, ends, codes):
+                out[k] = probs[end - len(clip): end].mean(axis=0)
         return out
 
     # -- persistence ------------------------------------------------------------------------
