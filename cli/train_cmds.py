@@ -28,14 +28,20 @@ def train(
                               "(also replaces a warm-started one whose data did not change)"),
     withdraw: Optional[list[str]] = typer.Option(None, "--withdraw", help="a clip id withdrawn from the data "
                                                  "(repeatable): its removal means training from scratch"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="face_cnn: train its ConvNet with this named "
+                                         "recipe (fer-ensemble-v1: lineages side by side, their final nets "
+                                         "averaged); a stopped run continues from its last checkpoint"),
 ) -> None:
     """Extract the features SPECIALIST needs (only what changed), train it; print its metrics."""
     with cli_run(flows=False):
         from emonets.bundle import check_replaceable
         from emonets.train import check_specialist
+        from emonets.recipe_training import check_recipe
 
         name = check_specialist(specialist)
         overrides = json_option(config, "--config")
+        if recipe is not None:
+            check_recipe(name, recipe, overrides)
         ready = registry.specialist(name).pretrained_key  # a ready network to start from (face_cnn: cnn_bundle)
         if ready and overrides.get(ready):
             bundle_arg(Path(overrides[ready]), ready)
@@ -50,7 +56,8 @@ def train(
 
         with training_progress():
             summary = train_specialist(name, str(home.root), overrides or None, max_epochs, runner=runner,
-                                       retrain="full" if full else "auto", withdrawn=withdraw or None)
+                                       retrain="full" if full else "auto", withdrawn=withdraw or None,
+                                       recipe=recipe)
         if out is not None:
             summary["bundle"] = str(copy_bundle(summary["bundle"], out))
     rows = [[split, m["n"], m["accuracy"], m["macro_f1"]] for split, m in sorted(summary.get("metrics", {}).items())]
@@ -61,6 +68,12 @@ def train(
                   f"could not score {summary.get('unscored', 0)}", soft_wrap=True)
     for note in summary.get("notes", []):
         console.print(f"[yellow]note:[/] {safe(note)}")
+    if summary.get("recipe"):
+        made = summary["recipe"]
+        val = (made.get("val_faces") or {}).get("accuracy")
+        console.print(f"recipe {safe(made['recipe'])}: {made['members']} nets averaged ({made['tta']} views), "
+                      f"val faces {'—' if val is None else f'{val:.4f}'}; ConvNet bundle {safe(made['bundle'])}",
+                      soft_wrap=True)
     _flag_below_chance(_below_chance_of(name, summary.get("metrics", {})))
     print_json_line(summary)
 

@@ -148,6 +148,12 @@ def unregister(name: str) -> None:
         _STAGES.pop(name, None)
 
 
+def load_plugins() -> None:
+    """Import the modules named in ``$EMONETS_PLUGINS`` (once), for registries kept elsewhere
+    (a face ConvNet recipe: emonets.specialists.face_cnn.recipes.register_recipe)."""
+    _load_plugins()
+
+
 def _load_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:

@@ -23,7 +23,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "prefect-server.sh"
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-FLOW_NAMES = {"train-all": "train-all", "extract-features": "extract-features", "predict": "predict"}
+FLOW_NAMES = {"train-all": "train-all", "extract-features": "extract-features", "predict": "predict",
+              "face-recipe": "train-specialist"}
 
 
 def _free_port() -> int:
@@ -64,6 +65,10 @@ def test_prefect_yaml_deployments_point_at_the_flows():
     assert schedule["active"] is False and schedule["cron"]
     assert schedule["parameters"] == {"retrain": "full"}  # the scheduled run trains from scratch
     assert deployments["train-all"]["parameters"]["retrain"] == "auto"
+    from emonets.recipe_training import check_recipe
+
+    recipe = deployments["face-recipe"]["parameters"]
+    check_recipe(recipe["specialist"], recipe["recipe"], None)  # a recipe that exists, for the face specialist
     (pull,) = spec["pull"]
     assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ checkout.stdout }}"
 
@@ -168,7 +173,7 @@ def test_deployments_are_registered_with_the_schedule_inactive(server):
         assert [s.parameters for s in deployment.schedules] == [{"retrain": "full"}]
         assert deployment.parameters["store_root"] == str(server["store"])
         assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
-        for name in ("extract-features/extract-features", "predict/predict"):
+        for name in ("extract-features/extract-features", "predict/predict", "train-specialist/face-recipe"):
             assert client.read_deployment_by_name(name).work_pool_name == "emonets"
 
 

@@ -27,7 +27,7 @@ from emonets.specialists.lightning_utils import (EpochTimer, ReleaseProcessGroup
 # logging interval, no validation split, pytree internals, SWA replacing our per-step schedule,
 # and sync_dist advice for epoch_seconds (rank 0's own figure by design).
 _NOISE = ("does not have many workers", "number of training batches", "val_dataloader", "LeafSpec",
-          "SWA is currently only", "recommended to use `self.log")
+          "SWA is currently only", "recommended to use `self.log", "exists and is not empty")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +53,8 @@ class TrainerSettings:
     deterministic: bool | None = None  # None: leave torch's flag as it is
     max_minutes: float | None = None
     log_every_n_steps: int = 1
+    resumable: bool = False           # keep checkpoint_dir/last.ckpt every epoch and continue from it
+    #                                   when the fit runs again (a killed CPU training loses one epoch)
 
     def hardware(self) -> dict[str, Any]:
         """The Trainer's accelerator, devices, precision (and strategy) for these settings."""
@@ -103,6 +105,13 @@ def fit_and_reload_best(settings: TrainerSettings, module: L.LightningModule, *,
             dirpath=s.checkpoint_dir, filename=s.checkpoint_name, monitor=s.monitor, mode=s.mode, save_top_k=1,
             save_weights_only=s.weights_only_checkpoint)
         every.append(checkpoint)
+    resume_from = None
+    if s.resumable:
+        if s.checkpoint_dir is None:
+            raise ValueError("a resumable fit needs a checkpoint_dir")
+        # save_top_k=1 without a monitor keeps the newest epoch; Lightning writes last.ckpt only beside it
+        every.append(L.pytorch.callbacks.ModelCheckpoint(dirpath=s.checkpoint_dir, save_top_k=1, save_last=True))
+        resume_from = resumable_checkpoint(Path(s.checkpoint_dir))
     logger = L.pytorch.loggers.CSVLogger(s.log_dir, name=s.log_name, version=s.log_version)
     _ = logger.version  # fix the version here, so spawned DDP workers write where we read
     was_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -115,11 +124,11 @@ def fit_and_reload_best(settings: TrainerSettings, module: L.LightningModule, *,
                 max_epochs=s.max_epochs, **hardware,
                 max_time={"minutes": s.max_minutes} if s.max_minutes else None,
                 callbacks=every, logger=logger, enable_progress_bar=False, enable_model_summary=False,
-                enable_checkpointing=checkpoint is not None, num_sanity_val_steps=0,
+                enable_checkpointing=checkpoint is not None or s.resumable, num_sanity_val_steps=0,
                 log_every_n_steps=s.log_every_n_steps, limit_val_batches=1.0 if s.validate else 0,
                 deterministic=s.deterministic,
             )
-            trainer.fit(module, **data)
+            trainer.fit(module, **data, ckpt_path=resume_from)
     finally:  # Lightning's deterministic=True switches torch's global flag on
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
     if checkpoint is not None and checkpoint.best_model_path and not (keep_final and keep_final(trainer)):
@@ -127,6 +136,23 @@ def fit_and_reload_best(settings: TrainerSettings, module: L.LightningModule, *,
         module.load_state_dict(state)
     history = read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
     return FitResult(trainer, hardware, history, timer.seconds, _best_score(checkpoint, s, history))
+
+
+def resumable_checkpoint(folder: Path) -> Path | None:
+    """``folder/last.ckpt`` when it can be read back, else None (the fit starts over). One that a
+    kill cut short is renamed ``last.ckpt.unreadable-N`` (kept, never deleted) and not used."""
+    last = folder / "last.ckpt"
+    if not last.is_file():
+        return None
+    try:
+        torch.load(last, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - any failure to read it means: do not resume from it
+        n = 1
+        while last.with_name(f"last.ckpt.unreadable-{n}").exists():
+            n += 1
+        last.rename(last.with_name(f"last.ckpt.unreadable-{n}"))
+        return None
+    return last
 
 
 def _best_score(checkpoint, s: TrainerSettings, history: list[dict]) -> float | None:

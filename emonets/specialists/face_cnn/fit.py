@@ -23,29 +23,39 @@ WARM_EPOCHS = 3
 WARM_LR_SCALE = 0.3
 
 
+def media_part(clips, sets: dict[str, ClipSet], split: str, images: bool) -> ClipSet | None:
+    """The labelled clips of ``split`` that are still images (``images``) or videos, or None."""
+    cs = sets.get(split)
+    if cs is None:
+        return None
+    is_image = set(clips.loc[clips["media"] == "image", "clip_id"])
+    return labelled(cs.subset(np.array([(c in is_image) == images for c in cs.clip_ids], bool)))
+
+
+def convnet_faces(clips, sets: dict[str, ClipSet], split: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The faces the ConvNet learns from in ``split``: the still images when there are any (FER-2013),
+    else every frame of the videos; each with its label. (None, None) when there are neither."""
+    source = media_part(clips, sets, split, True) or media_part(clips, sets, split, False)
+    return frames_and_labels(source) if source is not None else (None, None)
+
+
 def fit_face_cnn(request):
     """The fitted FaceCNN for an ``emonets.train.TrainingRequest``."""
     overrides = dict(request.overrides)
     cnn_bundle = overrides.pop("cnn_bundle", None)
     clips, sets = request.clips, request.sets
-    is_image = set(clips.loc[clips["media"] == "image", "clip_id"])
 
     def part(split: str, images: bool) -> ClipSet | None:
-        cs = sets.get(split)
-        if cs is None:
-            return None
-        return labelled(cs.subset(np.array([(c in is_image) == images for c in cs.clip_ids], bool)))
+        return media_part(clips, sets, split, images)
 
     warm = None
     if cnn_bundle:
         model = request.model_cls.load(cnn_bundle).with_settings(overrides)  # e.g. {"tta": "affine"} beside it
     else:
-        source = part("train", True) or part("train", False)
-        if source is None:
+        frames, labels = convnet_faces(clips, sets, "train")
+        if frames is None:
             raise ValueError("face_cnn: no labelled training faces (images or video frames)")
-        frames, labels = frames_and_labels(source)
-        val_source = part("val", True) or part("val", False)
-        val_frames, val_labels = frames_and_labels(val_source) if val_source else (None, None)
+        val_frames, val_labels = convnet_faces(clips, sets, "val")
         config, init_state = request.config, None
         previous = request.warm_from
         if previous is not None and getattr(previous, "state_", None) is not None and not getattr(previous, "members_", []):

@@ -63,10 +63,13 @@ class FaceCNNModule(L.LightningModule):
 
 def train_face_net(c: FaceCNNConfig, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None,
                    val_labels: np.ndarray | None, *, work_dir: Path | str | None = None,
-                   init_state: dict | None = None) -> tuple[dict, dict]:
+                   init_state: dict | None = None, resume_dir: Path | str | None = None) -> tuple[dict, dict]:
     """Train a FaceNet on (N, H, W) uint8 faces; return (its state dict, the training metrics).
 
-    The best validation checkpoint is kept (the averaged net when SWA ran to the end).
+    The best validation checkpoint is kept (the averaged net when SWA ran to the end). With
+    ``resume_dir`` (a recipe's step, emonets.specialists.face_cnn.recipes) the final net is kept
+    instead, nothing is chosen on val, and the fit checkpoints there every epoch and continues from
+    its last checkpoint when run again.
     """
     L.seed_everything(c.seed, workers=True, verbose=False)
     data = FaceDataModule(images, labels, val_images, val_labels, batch_size=c.batch_size, seed=c.seed)
@@ -84,13 +87,14 @@ def train_face_net(c: FaceCNNConfig, images: np.ndarray, labels: np.ndarray, val
         return bool(c.swa_epochs) and trainer.current_epoch > c.max_epochs
 
     started = time.perf_counter()
-    with work_folder(work_dir or c.log_dir, "emonets-face-cnn-") as work:
+    resumable = resume_dir is not None
+    with work_folder(resume_dir or work_dir or c.log_dir, "emonets-face-cnn-") as work:
         settings = TrainerSettings(
             name="face_cnn", max_epochs=c.max_epochs, log_dir=work, log_name="face_cnn",
-            monitor="val_acc" if has_val else None, mode="max", checkpoint_dir=work / "checkpoints",
-            patience=None if c.swa_epochs else c.patience, validate=has_val, precision=c.precision,
+            monitor="val_acc" if has_val and not resumable else None, mode="max", checkpoint_dir=work / "checkpoints",
+            patience=None if c.swa_epochs or resumable else c.patience, validate=has_val, precision=c.precision,
             devices=c.devices, strategy=c.strategy, deterministic=c.deterministic, max_minutes=c.max_minutes,
-            log_every_n_steps=20)
+            log_every_n_steps=20, resumable=resumable)
         fit = fit_and_reload_best(settings, module, callbacks=swa, keep_final=swa_completed, datamodule=data)
     swa_done = swa_completed(fit.trainer)
     state = {k: v.detach().cpu().float().clone().contiguous() for k, v in module.net.state_dict().items()}
@@ -107,6 +111,8 @@ def train_face_net(c: FaceCNNConfig, images: np.ndarray, labels: np.ndarray, val
         "warm_started": init_state is not None,
         "params": int(sum(p.numel() for p in module.net.parameters())),
         "best_val_acc": fit.best_score,
+        "final_val_acc": next((h["val_acc"] for h in reversed(history) if h.get("val_acc") is not None), None),
+        "completed": fit.trainer.current_epoch >= c.max_epochs,
         "swa": {"epochs": c.swa_epochs, "lr": c.swa_lr, "completed": swa_done,
                 "val_acc": history[-1].get("val_acc") if swa_done and history else None} if c.swa_epochs else None,
         "history": history,
