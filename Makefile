@@ -1,5 +1,6 @@
 # EmoNets: `make demo` runs the main job, `make test` the whole test suite (what CI runs),
-# `make test-fast` the same without the tests marked slow. All install first.
+# `make test-fast` the same without the tests marked slow, `make release` rebuilds the shipped
+# fused model. All install first.
 PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
@@ -9,7 +10,7 @@ SITE    := $(VENV)/lib/python3.11/site-packages
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test test-fast server server-stop server-status clean
+.PHONY: install demo test test-fast release server server-stop server-status clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +38,12 @@ test: install
 # Everything but the long end-to-end tests (marker `slow`, registered in pyproject.toml).
 test-fast: install
 	$(PYTEST) -m "not slow"
+
+# Rebuild the fused model that ships in emonets/release/ from ../shared/data and print its figures
+# (RELEASE_ARGS="--face shipped" reuses the shipped face ConvNet instead of its recipe's hours).
+RELEASE_ARGS ?=
+release: install
+	$(BIN)/python scripts/build_release.py $(RELEASE_ARGS)
 
 server: install
 	STORE=$(STORE) scripts/prefect-server.sh start
