@@ -228,3 +228,21 @@ def test_a_warm_refit_encodes_only_the_clips_the_cache_does_not_hold(tmp_path):
     assert encoded == [6]  # the two added clips' three frames each, once
     fresh = BagOfMouths(TINY).fit_warm(first, more)  # no cache: everything encoded
     np.testing.assert_allclose(warm.predict_proba(more), fresh.predict_proba(more), atol=1e-12)
+
+
+def test_a_warm_refit_starts_the_solver_from_the_previous_weights_and_reaches_the_same_model():
+    data = _clips(20, 3, seed=5)
+    import dataclasses
+
+    config = dataclasses.replace(TINY, C=0.05, max_iter=2000)
+    first = BagOfMouths(config).fit(data)
+    extra = _clips(1, 3, seed=6)
+    more = ClipSet(data.clip_ids + extra.clip_ids, data.items + extra.items, np.concatenate([data.labels, extra.labels]))
+    warm = BagOfMouths(config).fit_warm(first, more)
+    cold = BagOfMouths(config)
+    for attr in ("patch_shape_", "edges_", "whitenings_", "centroids_"):
+        setattr(cold, attr, getattr(first, attr))
+    cold._fit_head(more, None)  # the same head from zero weights
+    assert warm.metrics_["solver_iterations"] < cold.metrics_["solver_iterations"]
+    np.testing.assert_allclose(warm.predict_proba(more), cold.predict_proba(more), atol=2e-3)
+    assert warm.classifier_[-1].warm_start is False
