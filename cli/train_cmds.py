@@ -30,18 +30,19 @@ def train(
                                                  "(repeatable): its removal means training from scratch"),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="face_cnn: train its ConvNet with this named "
                                          "recipe (fer-ensemble-v1: lineages side by side, their final nets "
-                                         "averaged); a stopped run continues from its last checkpoint"),
+                                         "averaged); a stopped run continues from its last checkpoint, and "
+                                         "finished steps are kept (also with --full)"),
 ) -> None:
     """Extract the features SPECIALIST needs (only what changed), train it; print its metrics."""
     with cli_run(flows=False):
         from emonets.bundle import check_replaceable
         from emonets.train import check_specialist
-        from emonets.recipe_training import check_recipe
-
         name = check_specialist(specialist)
         overrides = json_option(config, "--config")
         if recipe is not None:
-            check_recipe(name, recipe, overrides)
+            from emonets.recipe_training import check_recipe
+
+            check_recipe(name, recipe, overrides, max_epochs)
         ready = registry.specialist(name).pretrained_key  # a ready network to start from (face_cnn: cnn_bundle)
         if ready and overrides.get(ready):
             bundle_arg(Path(overrides[ready]), ready)

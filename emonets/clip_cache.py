@@ -118,8 +118,12 @@ class FolderClipCache:
             return None
         value = self._pending.get(model_key, {}).get(key)
         if value is None:
-            path = self._segment_index(model_key).get(key)
+            index = self._segment_index(model_key)
+            path = index.get(key)
             entries = self._segment(path) if path is not None else None
+            if path is not None and entries is None:  # unreadable: its clips are recomputed, never re-read
+                for k in [k for k, p in index.items() if p == path]:
+                    del index[k]
             value = None if entries is None else entries.get(key)
         self.hits += value is not None
         self.misses += value is None

@@ -2,12 +2,12 @@
 at a time (the flow runs them side by side), then the ensemble assembled into a ConvNet bundle
 that the face specialist starts from (``cnn_bundle``).
 
-Everything lives under ``STORE/recipes/NAME/``: ``work/FACES/`` the lineages' steps and
+Everything lives under ``STORE/recipes/NAME/``: ``work/TRAIN-FACES/`` the lineages' steps and
 checkpoints (what a second run continues from), ``bundles/FACES-RECIPE/`` the assembled ensemble,
 named by what it was made from so a face specialist started from it retrains when it changes.
-A finished step is reused only for the same recipe definition and the same training faces (a
+A finished step is reused only for the same step definition and the same training faces (a
 digest of the face pixels and labels, so an added *video* clip, which the ConvNet does not learn
-from when still images are present, does not restart hours of training).
+from when still images are present, or a new val face, does not restart hours of training).
 """
 
 from __future__ import annotations
@@ -50,10 +50,11 @@ def convnet_training_faces(store: Store, clip_partitions: list[str] | None = Non
     return out
 
 
-def faces_digest(faces: dict[str, tuple]) -> str:
-    """A digest of the training and validation faces and labels (what a finished step was made from)."""
+def faces_digest(faces: dict[str, tuple], splits: tuple[str, ...] = ("train", "val")) -> str:
+    """A digest of the faces and labels of ``splits``: the training ones name the lineages' work
+    (val is only logged there), both name the assembled bundle (its figures are val's)."""
     h = hashlib.sha256()
-    for split in ("train", "val"):
+    for split in splits:
         x, y = faces[split]
         h.update(split.encode())
         if x is not None:
@@ -73,7 +74,7 @@ def train_lineage(store_root: str, recipe_name: str, lineage: str, clip_partitio
     r = recipe(recipe_name)
     faces = convnet_training_faces(store, clip_partitions)
     (x, y), (xv, yv) = faces["train"], faces["val"]
-    work = recipe_home(store, recipe_name) / "work" / faces_digest(faces)
+    work = recipe_home(store, recipe_name) / "work" / faces_digest(faces, ("train",))
     return run_lineage(r, lineage, x, y, xv, yv, work)
 
 
@@ -110,13 +111,15 @@ def lineage_threads(n_parallel: int) -> int:
 
 
 
-def check_recipe(specialist: str, name: str, config: dict | None) -> None:
+def check_recipe(specialist: str, name: str, config: dict | None, max_epochs: int | None = None) -> None:
     """A recipe is for face_cnn, names a known recipe and leaves the ConvNet's training to it."""
     from emonets.specialists.face_cnn.model import SETTINGS_OF_A_TRAINED_NET
 
     if specialist != "face_cnn":
         raise ValueError(f"a recipe trains the face ConvNet: it is for face_cnn, not {specialist}")
     recipe(name)
+    if max_epochs is not None:
+        raise ValueError("--max-epochs cannot go with a recipe: its steps fix their epochs (see the recipe)")
     clash = sorted(set(config or {}) - SETTINGS_OF_A_TRAINED_NET)
     if clash:
         raise ValueError(f"face_cnn: {clash} cannot go with a recipe, which sets how the ConvNet trains; "

@@ -63,14 +63,25 @@ def earns_its_place(with_it: dict, without: dict) -> bool:
 
 def halve_torch_weights(bundle: Path) -> int:
     """Rewrite every torch state dict under ``bundle`` (a fused bundle and its specialists' copies)
-    with float16 floating tensors (they load back into float32 modules); returns the files changed."""
+    with float16 floating tensors (they load back into float32 modules); returns the files changed.
+
+    Each bundle whose weights changed says so in its description (``meta.weights``): that also
+    gives it another prediction-cache key (emonets.prediction_cache.model_key hashes the
+    descriptions), so its predictions are never taken from the float32 bundle's cached results.
+    """
     import torch
+
+    from data_catalog.atomic import write_json_atomic
 
     changed = 0
     for part in sorted(Path(bundle).rglob("torch/*.pt")):
         state = torch.load(part, map_location="cpu", weights_only=True)
         half = {k: v.half() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in state.items()}
         torch.save(half, part)
+        desc_file = part.parent.parent / "bundle.json"
+        desc = json.loads(desc_file.read_text())
+        desc.setdefault("meta", {})["weights"] = "float16"
+        write_json_atomic(desc_file, desc)
         changed += 1
     return changed
 

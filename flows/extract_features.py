@@ -45,7 +45,7 @@ def extract_features(
                 jobs, reused = _plan(units, stages, cfgs, str(store.root))
                 summary = _run_jobs(jobs, reused, cfgs, str(store.root), current_progress())
             finally:
-                close_guarded_children()  # the threads runner's children live in this process
+                close_guarded_children()  # the threads runner's (and an inline unit's) children live in this process
         summary.update(clips=int(len(clips)), units=len(units), stages=stages,
                        seconds=round(time.perf_counter() - started, 2))
         summary["problems"] = _count_problems(store, stages, set(clips["clip_id"]))

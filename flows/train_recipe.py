@@ -1,6 +1,6 @@
 """The `train-face-recipe` flow: a face ConvNet recipe's lineages side by side (one task each, on
 the task runner: a process pool, a Dask cluster), then their ensemble assembled into a ConvNet
-bundle under STORE/recipes/NAME/bundle (emonets.recipe_training)."""
+bundle under STORE/recipes/NAME/bundles/ (emonets.recipe_training)."""
 
 from __future__ import annotations
 
@@ -25,15 +25,24 @@ def train_face_recipe(recipe_name: str, store_root: str, clip_partitions: list[s
     r = recipe(recipe_name)  # an unknown name: ValueError before any work
     store = Store(store_root)
     ctx = FlowRunContext.get()
-    on_this_machine = ctx is not None and isinstance(ctx.task_runner, ProcessPoolTaskRunner)
-    threads = lineage_threads(len(r.lineages)) if on_this_machine else None
+    runner = ctx.task_runner if ctx is not None else None
+    pool = isinstance(runner, ProcessPoolTaskRunner)
+    # Lineages run side by side only in processes of their own (a process pool, a Dask cluster at an
+    # address): two Lightning fits in threads of one process would share torch's global settings.
+    separate = pool or bool(getattr(runner, "address", None))
+    threads = lineage_threads(len(r.lineages)) if pool else None
     with exclusive_store(store), shared_ephemeral_api():
-        futures = [train_lineage_task.submit(str(store.root), recipe_name, lineage.name, clip_partitions, threads)
-                   for lineage in r.lineages]
-        states = [f.wait() or f.state for f in futures]
+        args = [(str(store.root), recipe_name, lineage.name, clip_partitions, threads) for lineage in r.lineages]
+        if separate:
+            futures = [train_lineage_task.submit(*a) for a in args]
+            states = [f.wait() or f.state for f in futures]
+        else:
+            states = [train_lineage_task(*a, return_state=True) for a in args]
         failed = [(l.name, s.result(raise_on_failure=False)) for l, s in zip(r.lineages, states) if not s.is_completed()]
         if failed:
-            raise RuntimeError("; ".join(f"lineage {name}: {err}" for name, err in failed))
+            message = "; ".join(f"lineage {name}: {err}" for name, err in failed)
+            # a user's error (no faces ingested, a stopped step) stays one line on the console
+            raise (ValueError if all(isinstance(e, ValueError) for _, e in failed) else RuntimeError)(message)
         results = [s.result() for s in states]
         summary = assemble_recipe_task(str(store.root), recipe_name, results, clip_partitions)
     get_run_logger().info("recipe %s: %s members, val faces %s", recipe_name, summary["members"],

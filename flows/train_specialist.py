@@ -36,7 +36,7 @@ def train_specialist(specialist: str, store_root: str, config: dict | None = Non
     """
     check_specialist(specialist)
     if recipe is not None:
-        check_recipe(specialist, recipe, config)
+        check_recipe(specialist, recipe, config, max_epochs)
     policy = retrain_policy(retrain, withdrawn)
     make_config(specialist, config, max_epochs=max_epochs)  # unknown config fields: refused before any work
     note = max_epochs_note(specialist, max_epochs, config)

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=None,
                     help="composed clips per class and split (a quick look into another --out; default: all)")
     args = ap.parse_args()
+    if args.per_class is not None and args.out.resolve() == (REPO / "emonets" / "release").resolve():
+        raise SystemExit("error: --per-class builds a quick look; give it another --out (never the shipped release)")
 
     from data_catalog import Store
     from emonets import __version__
@@ -98,26 +101,35 @@ def main() -> None:
                              for split in ("val", "test")}
     same = all(rb.figures_equal(evaluations["float32"][s], evaluations["float16"][s]) for s in ("val", "test"))
     chosen = half if same else full
-    args.out.mkdir(parents=True, exist_ok=True)
-    staging = rb.copy_bundle_tree(chosen, args.out, "fused")
-    replace_dir(staging, args.out / "fused")  # one rename: never a half-written release
-    staging.parent.rmdir()
-    for copy in (full, half):
-        shutil.rmtree(copy.parent)  # this build's own temporary copies
     clips = store.read("clips", partitions=partitions)
     counts = clips["split"].value_counts().to_dict()
     build = {"specialists": specialists, "fusion_method": json.loads((fused / "bundle.json").read_text())["config"]["method"],
              "fusion_rule": SELECTION_RULE, "library_version": __version__, "built": time.strftime("%Y-%m-%d"),
              "weights": "float16" if same else "float32", "weights_rule": rb.HALF_RULE,
-             "bytes": rb.bundle_bytes(args.out / "fused"), "face_source": face_source, "motion": motion,
+             "bytes": rb.bundle_bytes(chosen), "face_source": face_source, "motion": motion,
              "clips": {"total": int(len(clips)), **{k: int(v) for k, v in counts.items()}},
              "evaluation": evaluations["float16" if same else "float32"],
              "float16_vs_float32": {s: {"float32": {k: evaluations["float32"][s][k] for k in ("accuracy", "macro_f1")},
                                         "float16": {k: evaluations["float16"][s][k] for k in ("accuracy", "macro_f1")}}
                                     for s in ("val", "test")}}
-    rb.write_card_section(args.out / "MODEL_CARD.md", rb.fused_card(build))
-    write_sums(args.out)
-    verify(args.out)
+    # The whole release is staged beside the old one (its face_cnn/, the new fused/, the card and
+    # SHA256SUMS), verified, then swapped in: never a release whose sums do not match.
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{args.out.name}-", dir=args.out.parent))
+    try:
+        staged = staging / args.out.name
+        if args.out.is_dir():
+            shutil.copytree(args.out, staged, ignore=shutil.ignore_patterns("__pycache__"))
+        staged.mkdir(exist_ok=True)
+        shutil.rmtree(staged / "fused", ignore_errors=True)  # the staged copy's, not the release's
+        shutil.copytree(chosen, staged / "fused")
+        rb.write_card_section(staged / "MODEL_CARD.md", rb.fused_card(build))
+        write_sums(staged)
+        verify(staged)
+        replace_dir(staged, args.out)
+    finally:
+        for folder in (staging, full.parent, half.parent):  # this build's own temporary copies
+            shutil.rmtree(folder, ignore_errors=True)
     build["release_bytes"] = rb.bundle_bytes(args.out)
     build["seconds"] = round(time.perf_counter() - started, 1)
     (args.work / "release.json").write_text(json.dumps(build, indent=2, default=str))

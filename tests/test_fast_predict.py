@@ -249,11 +249,14 @@ def test_a_video_named_through_a_link_is_reported_under_that_name(videos, model,
 
 
 def test_with_no_model_anywhere_predict_uses_the_shipped_one(shared, tmp_path):
-    """A fresh install: no store, no --model: the shipped face model labels a real talking face."""
+    """A fresh install: no store, no --model: the shipped fused model labels a real talking face."""
     video = shared("talking-faces", "video-retalking_face_3.mp4")
     done = subprocess.run([sys.executable, "-c", _RUN, "predict", str(video), "--store", str(tmp_path / "new"),
                            "--json"], cwd=REPO, env=_user_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "using the shipped face_cnn model" in done.stderr
+    assert "using the shipped fused model" in done.stderr
     record = json.loads(done.stdout.strip().splitlines()[-1])
-    assert record["label"] in record["probabilities"] and list(record["specialists"]) == ["face_cnn"]
+    from emonets.release import shipped
+
+    names = json.loads((shipped("fused") / "bundle.json").read_text())["config"]["specialists"]
+    assert record["label"] in record["probabilities"] and set(record["specialists"]) == set(names)

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from emonets.specialists.face_cnn import recipes as recipes_module
-from emonets.specialists.face_cnn.recipes import Lineage, Recipe, Step, assemble, finished_step, run_lineage
+from emonets.specialists.face_cnn.recipes import (Lineage, Recipe, Step, assemble, finished_step, run_lineage,
+                                                  step_dir)
 
 REPO = Path(__file__).resolve().parents[1]
 NET = (("widths", (8, 16)), ("convs", (1, 1)), ("dropout", 0.0), ("head_dropout", 0.0), ("batch_size", 32),
@@ -61,8 +62,11 @@ def test_a_second_run_reads_finished_steps_back_and_another_recipe_does_not(line
     again = run_lineage(TINY, "a", x, y, xv, yv, work)
     assert [s.get("reused") for s in again["steps"]] == [True, True]
     assert all(torch.equal(again["state"][k], a["state"][k]) for k in a["state"])
-    other = Recipe(name="tiny", version=2, tta="mirror", net=NET, lineages=TINY.lineages)
-    assert finished_step(work, other, other.lineages[0], 0) is None  # another definition: nothing reused
+    steps = TINY.lineages[0].steps
+    edited = Recipe(name="tiny", version=2, tta="affine", net=NET, lineages=(
+        Lineage("a", seed=0, steps=(steps[0], Step(2, 1e-3, swa_epochs=2, swa_lr=1e-3))),))
+    assert finished_step(work, edited, edited.lineages[0], 0) is not None  # step 1 trains the same: kept
+    assert finished_step(work, edited, edited.lineages[0], 1) is None  # step 2 changed: trained afresh
 
 
 def test_the_ensemble_is_every_lineages_final_net_whatever_val_says(lineages):
@@ -92,11 +96,12 @@ def test_a_killed_lineage_continues_from_its_last_checkpoint(tmp_path):
     """)
     child = subprocess.run([sys.executable, "-c", script], timeout=600)
     assert child.returncode == -signal.SIGKILL
-    assert (tmp_path / "a" / "step-1" / "checkpoints" / "last.ckpt").is_file()
+    assert (step_dir(tmp_path, LONG, LONG.lineages[0], 0) / "checkpoints" / "last.ckpt").is_file()
     assert finished_step(tmp_path, LONG, LONG.lineages[0], 0) is None  # stopped midway: no final net
     x, y = stripes(192, seed=0)
     result = run_lineage(LONG, "a", x, y, None, None, tmp_path)
-    assert result["steps"][0]["epochs_trained"] == 7 and result["steps"][0]["completed"]
+    step = result["steps"][0]
+    assert (step["epochs_trained"], step["epochs_total"], step["resumed"], step["completed"]) == (7, 12, True, True)
     assert finished_step(tmp_path, LONG, LONG.lineages[0], 0) is not None
 
 
@@ -134,6 +139,8 @@ def test_unknown_recipes_and_recipes_for_other_specialists_are_refused():
         check_recipe("audio", "fer-ensemble-v1", None)
     with pytest.raises(ValueError, match=r"\['lr'\] cannot go with a recipe"):
         check_recipe("face_cnn", "fer-ensemble-v1", {"lr": 0.1})
+    with pytest.raises(ValueError, match="--max-epochs cannot go with a recipe"):
+        check_recipe("face_cnn", "fer-ensemble-v1", None, 3)
     check_recipe("face_cnn", "fer-ensemble-v1", {"tta": "mirror"})
 
 

@@ -32,6 +32,12 @@ def test_the_shipped_release_matches_its_checksums():
     assert shipped("face_cnn") is not None
     model = load_bundle(shipped("face_cnn"), kind="face_cnn")
     assert model.torch_states["net"]  # loads through the verifying path
+    from emonets.fusion.model import FusedModel
+
+    fused = FusedModel.load(shipped("fused"))  # the default model: face, voice and mouths fused
+    assert {"face_cnn", "audio", "bag_of_mouths"} <= set(fused.order)
+    size = sum(p.stat().st_size for p in release.RELEASE_DIR.rglob("*") if p.is_file())
+    assert size < 40e6  # the whole release, as installed
 
 
 def test_a_changed_or_missing_file_is_refused_with_its_name(folder):
@@ -71,6 +77,8 @@ def test_evaluate_release_scores_the_shipped_model_on_a_labelled_root(shared, tm
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["model"] == str(shipped("face_cnn")) and result["n"] == 6
+    assert result["model"] == str(shipped("fused")) and result["n"] == 6
     assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["macro_f1"] <= 1.0
-    assert set(result["specialists"]) == {"face_cnn"} and result["specialists"]["face_cnn"]["n"] == 6
+    names = json.loads((shipped("fused") / "bundle.json").read_text())["config"]["specialists"]
+    assert set(result["specialists"]) == set(names)  # each on the clips it could score: all six have face and voice
+    assert all(m["n"] == 6 for m in result["specialists"].values())

@@ -24,7 +24,11 @@ def test_halved_weights_are_float16_and_load_back_close(tmp_path):
     fused = tmp_path / "fused"
     save_bundle(fused, Bundle(kind="fused", torch_states={"net": state}))
     save_bundle(fused / "specialists" / "audio", Bundle(kind="audio", torch_states={"net0": state}))
+    from emonets.prediction_cache import model_key
+
+    before = model_key(fused)
     assert rb.halve_torch_weights(fused) == 2
+    assert model_key(fused) != before  # never served the float32 bundle's cached predictions
     for path in (fused, fused / "specialists" / "audio"):
         (loaded,) = load_bundle(path).torch_states.values()
         assert loaded["w"].dtype == torch.float16 and loaded["steps"].dtype == torch.int64

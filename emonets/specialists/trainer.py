@@ -68,6 +68,7 @@ class FitResult:
     history: list[dict]               # per-epoch metrics (lightning_utils.read_history)
     epoch_seconds: list[float]
     best_score: float | None          # the kept checkpoint's monitored figure
+    resumed_from: Path | None = None  # the checkpoint a resumable fit continued from
 
 
 @contextlib.contextmanager
@@ -135,7 +136,7 @@ def fit_and_reload_best(settings: TrainerSettings, module: L.LightningModule, *,
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     history = read_history(Path(logger.log_dir) / "metrics.csv", timer.seconds)
-    return FitResult(trainer, hardware, history, timer.seconds, _best_score(checkpoint, s, history))
+    return FitResult(trainer, hardware, history, timer.seconds, _best_score(checkpoint, s, history), resume_from)
 
 
 def resumable_checkpoint(folder: Path) -> Path | None:

@@ -8,8 +8,9 @@ logged). This is the hand-run chain that reached 72.25% on FER-2013 val (README)
 the pipeline runs, with the after-the-fact pick of members removed.
 
 Each lineage runs on its own (a Prefect task per lineage in ``flows/train_recipe.py``, so
-lineages run side by side on a process pool, a Dask cluster or one GPU each). A step writes its
-final net to ``WORK/LINEAGE/step-N/final.pt`` atomically once all its epochs ran; before that
+lineages run side by side on a process pool or a Dask cluster). A step writes its final net to
+``WORK/LINEAGE/step-N-KEY/final.pt`` atomically once all its epochs ran (KEY: what the step
+trains, Recipe.step_key); before that
 Lightning keeps ``checkpoints/last.ckpt`` every epoch, and running the recipe again continues
 from there (a CPU recipe takes hours: a killed run loses at most one epoch).
 """
@@ -65,11 +66,16 @@ class Recipe:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def fingerprint(self, lineage: Lineage | None = None) -> str:
-        """What a finished step's file must match to be reused: the recipe (or one lineage of it)."""
-        part = asdict(lineage) if lineage is not None else self.to_dict()
-        return hashlib.sha256(json.dumps([self.name, self.version, dict(self.net), self.tta, part],
-                                         sort_keys=True, default=str).encode()).hexdigest()[:16]
+    def fingerprint(self) -> str:
+        """The whole definition (names the assembled bundle)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def step_key(self, lineage: Lineage, index: int) -> str:
+        """What step ``index`` of ``lineage`` trains: the net, the lineage's seed and its steps up to
+        and including this one (so editing step 3 keeps steps 1-2, and a step never continues a
+        checkpoint of another definition). Test-time views and names are not part of it."""
+        part = [dict(self.net), lineage.seed, [asdict(s) for s in lineage.steps[: index + 1]]]
+        return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 # The chain of README's 72.25% figure, as two lineages fixed in advance (each step's epochs,
@@ -100,16 +106,17 @@ def recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def _step_dir(work: Path, lineage: Lineage, index: int) -> Path:
-    return Path(work) / lineage.name / f"step-{index + 1}"
+def step_dir(work: Path, recipe_: Recipe, lineage: Lineage, index: int) -> Path:
+    """Where a step keeps its checkpoints and final net: named by what it trains (Recipe.step_key)."""
+    return Path(work) / lineage.name / f"step-{index + 1}-{recipe_.step_key(lineage, index)}"
 
 
 def finished_step(work: Path, recipe_: Recipe, lineage: Lineage, index: int) -> tuple[dict, dict] | None:
-    """(state dict, metrics) of a step that ran all its epochs for this recipe and lineage, or None."""
-    folder = _step_dir(work, lineage, index)
+    """(state dict, metrics) of a step that ran all its epochs for this definition, or None."""
+    folder = step_dir(work, recipe_, lineage, index)
     try:
         meta = json.loads((folder / "final.json").read_text())
-        if meta.get("fingerprint") != recipe_.fingerprint(lineage):
+        if meta.get("key") != recipe_.step_key(lineage, index):
             return None
         state = torch.load(folder / "final.pt", map_location="cpu", weights_only=True)
     except (OSError, ValueError, RuntimeError, EOFError):
@@ -134,18 +141,21 @@ def run_lineage(recipe_: Recipe, lineage_name: str, images: np.ndarray, labels: 
             state, metrics = done
             steps.append({**metrics, "reused": True})
             continue
-        folder = _step_dir(Path(work), lineage, index)
+        folder = step_dir(Path(work), recipe_, lineage, index)
         state, metrics = train_face_net(recipe_.config(lineage, index), images, labels, val_images, val_labels,
                                         init_state=state, resume_dir=folder)
-        summary = {k: metrics.get(k) for k in ("epochs_trained", "seconds_per_epoch", "train_seconds", "device",
-                                                "precision", "final_val_acc", "completed", "swa")}
-        if not metrics.get("completed"):
-            raise RuntimeError(f"lineage {lineage.name} step {index + 1} stopped before its last epoch; "
-                               "run the recipe again to continue")
+        summary = {k: metrics.get(k) for k in ("epochs_trained", "epochs_total", "resumed", "seconds_per_epoch",
+                                                "train_seconds", "device", "precision", "final_val_acc", "completed",
+                                                "swa")}
+        swa_unfinished = lineage.steps[index].swa_epochs and not (metrics.get("swa") or {}).get("completed")
+        if not metrics.get("completed") or swa_unfinished:
+            raise ValueError(f"lineage {lineage.name} step {index + 1} stopped before its last epoch "
+                             f"({metrics.get('epochs_total')} of {lineage.steps[index].epochs}); "
+                             "run the same command again to continue from its last checkpoint")
         buffer = io.BytesIO()
         torch.save(state, buffer)
         write_bytes_atomic(folder / "final.pt", buffer.getvalue())
-        write_json_atomic(folder / "final.json", {"fingerprint": recipe_.fingerprint(lineage), "metrics": summary})
+        write_json_atomic(folder / "final.json", {"key": recipe_.step_key(lineage, index), "metrics": summary})
         steps.append(summary)
     return {"lineage": lineage.name, "state": state, "size": int(images.shape[1]), "steps": steps}
 

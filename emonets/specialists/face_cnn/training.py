@@ -113,6 +113,8 @@ def train_face_net(c: FaceCNNConfig, images: np.ndarray, labels: np.ndarray, val
         "best_val_acc": fit.best_score,
         "final_val_acc": next((h["val_acc"] for h in reversed(history) if h.get("val_acc") is not None), None),
         "completed": fit.trainer.current_epoch >= c.max_epochs,
+        "epochs_total": min(fit.trainer.current_epoch, c.max_epochs),  # with those before a resume
+        "resumed": fit.resumed_from is not None,
         "swa": {"epochs": c.swa_epochs, "lr": c.swa_lr, "completed": swa_done,
                 "val_acc": history[-1].get("val_acc") if swa_done and history else None} if c.swa_epochs else None,
         "history": history,
