@@ -157,6 +157,8 @@ def fused_card(build: dict) -> str:
               "FER-2013's 48×48 framing after alignment. The fusion was fitted on *composed* clips, where face and "
               "voice never disagree about the emotion and come from different people: on real video its weights "
               "are a guess. The motion specialist is at chance on composed clips (a still face moved slightly). "
+              "The shipped face ConvNet's checkpoint was chosen on FER-2013 PublicTest, whose faces the "
+              "composed val and test clips show: the face figures there are slightly optimistic. "
               "Seven classes only; `calm` RAVDESS clips were dropped.", "", CARD_END, ""]
     return "\n".join(lines)
 
