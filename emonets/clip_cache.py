@@ -81,6 +81,7 @@ class FolderClipCache:
         self.max_loaded_bytes = int(max_loaded_bytes)
         self._index: dict[str, dict[str, Path]] = {}          # model key -> fingerprint -> segment
         self._segments: OrderedDict[Path, dict[str, np.ndarray]] = OrderedDict()  # loaded, LRU order
+        self._loaded_bytes = 0
         self._pending: dict[str, dict[str, np.ndarray]] = {}
         self.hits = self.misses = self.written = 0
 
@@ -106,10 +107,10 @@ class FolderClipCache:
         except (OSError, ValueError, KeyError, EOFError):
             return None
         self._segments[path] = entries
-        loaded = sum(v.nbytes for seg in self._segments.values() for v in seg.values())
-        while len(self._segments) > 1 and loaded > self.max_loaded_bytes:
+        self._loaded_bytes += _nbytes(entries)
+        while len(self._segments) > 1 and self._loaded_bytes > self.max_loaded_bytes:
             _, dropped = self._segments.popitem(last=False)
-            loaded -= sum(v.nbytes for v in dropped.values())
+            self._loaded_bytes -= _nbytes(dropped)
         return entries
 
     def get(self, model_key: str, clip_id: str) -> np.ndarray | None:
@@ -165,6 +166,10 @@ class FolderClipCache:
 
     def counts(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "written": self.written}
+
+
+def _nbytes(entries: dict[str, np.ndarray]) -> int:
+    return sum(v.nbytes for v in entries.values())
 
 
 def _packed(entries: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

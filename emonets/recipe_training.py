@@ -109,8 +109,6 @@ def lineage_threads(n_parallel: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, n_parallel))
 
 
-
-
 def check_recipe(specialist: str, name: str, config: dict | None, max_epochs: int | None = None) -> None:
     """A recipe is for face_cnn, names a known recipe and leaves the ConvNet's training to it."""
     from emonets.specialists.face_cnn.model import SETTINGS_OF_A_TRAINED_NET

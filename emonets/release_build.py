@@ -29,17 +29,15 @@ HALF_RULE = ("float16 weights ship only when every figure (fused and per special
 
 
 def fusion_cv(store: Store, specialists: list[str], clip_partitions: list[str]) -> dict:
-    """The fusion method the val split picks for these specialists, its CV accuracy and standard error."""
-    from emonets.fusion.fusers import labels_of, predictions_to_tensor
-    from emonets.fusion.model import choose_method
+    """The fusion method the fitting split (val) picks for these specialists, its CV accuracy and
+    standard error: what fit_fusion would choose, without fitting every method."""
+    from emonets.fusion.model import choose_method, fusion_arrays
 
     clips = store.read("clips", partitions=clip_partitions)
     predictions = store.read("predictions", partitions=specialists)
     predictions = predictions[predictions["clip_id"].isin(set(clips["clip_id"]))]
-    clip_ids, P, M = predictions_to_tensor(predictions, specialists)
-    y = labels_of(clip_ids, clips)
-    split = clips.set_index("clip_id")["split"].reindex(clip_ids).fillna("").to_numpy()
-    rows = (split == "val") & (y >= 0)
+    _, P, M, y, split, fit_split = fusion_arrays(predictions, clips, specialists)
+    rows = (split == fit_split) & (y >= 0)
     method, cv = choose_method(P[rows], M[rows], y[rows])
     accuracy = cv.get(method, 0.0)
     return {"specialists": list(specialists), "method": method, "cv_accuracy": accuracy, "n": int(rows.sum()),

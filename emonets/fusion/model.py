@@ -36,13 +36,8 @@ class FusionFit:
 def fit_fusion(predictions: pd.DataFrame, clips: pd.DataFrame, specialists: list[str], *,
                n_draws: int = 400_000, seed: int = 0) -> FusionFit:
     """Fit every fusion method (emonets.fusion.fusers.FUSERS) on the validation split; score every clip."""
-    clip_ids, P, M = predictions_to_tensor(predictions, specialists)
-    y = labels_of(clip_ids, clips)
-    split = clips.set_index("clip_id")["split"].reindex(clip_ids).fillna("").to_numpy()
-    fit_split = "val" if ((split == "val") & (y >= 0)).any() else "train"
+    clip_ids, P, M, y, split, fit_split = fusion_arrays(predictions, clips, specialists)
     fit_rows = (split == fit_split) & (y >= 0)
-    if not fit_rows.any():
-        raise ValueError("fusion needs labelled clips in the val (or train) split")
     fusers = {method: _make(method, seed=seed, n_draws=n_draws).fit(P[fit_rows], M[fit_rows], y[fit_rows])
               for method in FUSERS}
     frames, metrics = [], {}
@@ -60,6 +55,18 @@ def fit_fusion(predictions: pd.DataFrame, clips: pd.DataFrame, specialists: list
                     for s, name in enumerate(specialists)}
     best, cv = choose_method(P[fit_rows], M[fit_rows], y[fit_rows], seed=seed)
     return FusionFit(fusers, pd.concat(frames, ignore_index=True), metrics, fit_split, best, spec_metrics, cv)
+
+
+def fusion_arrays(predictions: pd.DataFrame, clips: pd.DataFrame, specialists: list[str]):
+    """(clip_ids, P, M, y, split, fit_split) of the specialists' predictions: the fusers' inputs,
+    each clip's label index and split, and the split fusion is fitted on (val, else train)."""
+    clip_ids, P, M = predictions_to_tensor(predictions, specialists)
+    y = labels_of(clip_ids, clips)
+    split = clips.set_index("clip_id")["split"].reindex(clip_ids).fillna("").to_numpy()
+    fit_split = "val" if ((split == "val") & (y >= 0)).any() else "train"
+    if not ((split == fit_split) & (y >= 0)).any():
+        raise ValueError("fusion needs labelled clips in the val (or train) split")
+    return clip_ids, P, M, y, split, fit_split
 
 
 SELECTION_RULE = "one-standard-error rule on 3x repeated 5-fold CV of the fitting split"
